@@ -1,0 +1,38 @@
+# `make demo` and `make test` do all set-up on a fresh machine (they create .venv when missing).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_CLIP := tests/data/clips/bunny_160x80_16f.mkv
+DEMO_OUT := demo-out
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# constraints.txt pins torch so pip never pulls a newer release with CUDA wheels
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p $(DEMO_OUT)
+	$(BIN)/nvc encode $(DEMO_CLIP) -o $(DEMO_OUT)/bunny.nvc -y --seed 0
+	$(BIN)/nvc info $(DEMO_OUT)/bunny.nvc
+	$(BIN)/nvc decode $(DEMO_OUT)/bunny.nvc -o $(DEMO_OUT)/bunny.y4m -y
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy bitstream
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks --help
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache .mypy_cache

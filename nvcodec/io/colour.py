@@ -1,0 +1,144 @@
+"""The one YUV <-> RGB conversion the codec uses.
+
+The reference of every quality measurement is the source decoded to 8-bit yuv420p; the network
+is trained on RGB made from it, and its RGB output goes back to yuv420p for YUV metrics and for
+writing. Using a single, fixed, documented conversion on both sides (rather than whatever swscale
+picks for a given build and CPU) keeps the round trip exact and the numbers reproducible.
+
+Chroma upsampling is nearest-neighbour (each chroma sample covers its 2x2 block) and chroma
+downsampling is the mean of each 2x2 block. Together they make
+``rgb_to_yuv420(yuv420_to_rgb(x)) == x`` wherever no RGB clipping happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from nvcodec.errors import ConfigError
+
+__all__ = ["ColourSpec", "rgb_to_yuv420", "yuv420_to_rgb"]
+
+Matrix = Literal["bt709", "bt601"]
+Range = Literal["limited", "full"]
+
+# (Kr, Kb) luma coefficients of each matrix.
+_COEFFS: dict[str, tuple[float, float]] = {
+    "bt709": (0.2126, 0.0722),
+    "bt601": (0.299, 0.114),
+}
+# (luma offset, luma scale, chroma scale) for 8-bit samples of each range.
+_SCALES: dict[str, tuple[float, float, float]] = {
+    "limited": (16.0, 219.0, 224.0),
+    "full": (0.0, 255.0, 255.0),
+}
+
+
+@dataclass(frozen=True)
+class ColourSpec:
+    """How 8-bit YUV samples map to RGB: the matrix and the sample range."""
+
+    matrix: Matrix = "bt709"
+    range: Range = "limited"
+
+    def __post_init__(self) -> None:
+        if self.matrix not in _COEFFS:
+            raise ConfigError(f"unknown colour matrix {self.matrix!r} (expected bt709 or bt601)")
+        if self.range not in _SCALES:
+            raise ConfigError(f"unknown colour range {self.range!r} (expected limited or full)")
+
+    def to_dict(self) -> dict[str, str]:
+        """A JSON-friendly form, read back by :meth:`from_dict`."""
+        return {"matrix": self.matrix, "range": self.range}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ColourSpec:
+        """Parse :meth:`to_dict` output; :class:`ConfigError` on anything else."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"colour spec must be a mapping, got {type(d).__name__}")
+        unknown = set(d) - {"matrix", "range"}
+        if unknown:
+            raise ConfigError(f"unknown colour spec keys: {', '.join(sorted(map(str, unknown)))}")
+        matrix = d.get("matrix", "bt709")
+        range_ = d.get("range", "limited")
+        if matrix not in _COEFFS:
+            raise ConfigError(f"unknown colour matrix {matrix!r} (expected bt709 or bt601)")
+        if range_ not in _SCALES:
+            raise ConfigError(f"unknown colour range {range_!r} (expected limited or full)")
+        return cls(matrix=matrix, range=range_)
+
+
+def _check_planes(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    if y.ndim != 3:
+        raise ValueError(f"y must be (T,H,W), got shape {y.shape}")
+    t, h, w = y.shape
+    want = (t, (h + 1) // 2, (w + 1) // 2)
+    if u.shape != want or v.shape != want:
+        raise ValueError(f"u and v must be {want} for y {y.shape}, got {u.shape} and {v.shape}")
+
+
+def yuv420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, spec: ColourSpec) -> np.ndarray:
+    """Convert 8-bit yuv420 planes to float32 RGB in [0, 1], shape (T, H, W, 3).
+
+    Chroma is upsampled by repeating each sample over its 2x2 block (cropped to H, W for odd
+    sizes): simple, exact, and the inverse of the block mean in :func:`rgb_to_yuv420`.
+    Computed in float64 for determinism; the result is clipped to [0, 1].
+    """
+    _check_planes(y, u, v)
+    _, h, w = y.shape
+    kr, kb = _COEFFS[spec.matrix]
+    kg = 1.0 - kr - kb
+    y_off, y_scale, c_scale = _SCALES[spec.range]
+
+    luma = (y.astype(np.float64) - y_off) / y_scale
+    pb = (u.astype(np.float64) - 128.0) / c_scale
+    pr = (v.astype(np.float64) - 128.0) / c_scale
+    pb = pb.repeat(2, axis=1).repeat(2, axis=2)[:, :h, :w]
+    pr = pr.repeat(2, axis=1).repeat(2, axis=2)[:, :h, :w]
+
+    r = luma + 2.0 * (1.0 - kr) * pr
+    b = luma + 2.0 * (1.0 - kb) * pb
+    g = (luma - kr * r - kb * b) / kg
+    rgb = np.stack([r, g, b], axis=-1)
+    np.clip(rgb, 0.0, 1.0, out=rgb)
+    return rgb.astype(np.float32)
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """Round half to even (``np.rint``: deterministic) and saturate to 0..255."""
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def rgb_to_yuv420(rgb: np.ndarray, spec: ColourSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Convert RGB (T, H, W, 3) in [0, 1] (clipped) to 8-bit yuv420 planes (y, u, v).
+
+    Chroma is the mean of each 2x2 block, computed in float64 and only then rounded; odd sizes
+    are edge-replicated to a whole block first. Rounding is ``np.rint`` (half to even).
+    """
+    if rgb.ndim != 4 or rgb.shape[-1] != 3:
+        raise ValueError(f"rgb must be (T,H,W,3), got shape {rgb.shape}")
+    _, h, w, _ = rgb.shape
+    kr, kb = _COEFFS[spec.matrix]
+    kg = 1.0 - kr - kb
+    y_off, y_scale, c_scale = _SCALES[spec.range]
+
+    x = np.clip(rgb.astype(np.float64), 0.0, 1.0)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    luma = kr * r + kg * g + kb * b
+    pb = (b - luma) / (2.0 * (1.0 - kb))
+    pr = (r - luma) / (2.0 * (1.0 - kr))
+
+    pad = ((0, 0), (0, h % 2), (0, w % 2))
+    t = rgb.shape[0]
+    hc, wc = (h + 1) // 2, (w + 1) // 2
+
+    def block_mean(p: np.ndarray) -> np.ndarray:
+        p = np.pad(p, pad, mode="edge")
+        return p.reshape(t, hc, 2, wc, 2).mean(axis=(2, 4))
+
+    y_plane = _to_uint8(y_off + y_scale * luma)
+    u_plane = _to_uint8(128.0 + c_scale * block_mean(pb))
+    v_plane = _to_uint8(128.0 + c_scale * block_mean(pr))
+    return y_plane, u_plane, v_plane

@@ -1,0 +1,200 @@
+"""Reading a video file into the protocol's reference: 8-bit yuv420p frames plus facts about it.
+
+Any pixel format PyAV can decode is brought to 8-bit yuv420p with swscale, keeping the source's
+matrix and range (so the samples mean what the reported :class:`ColourSpec` says). Sources that
+already are 8-bit yuv420p (or full-range yuvj420p) are read directly, untouched.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
+
+from nvcodec.errors import InputError
+from nvcodec.io.colour import ColourSpec
+from nvcodec.io.frames import Yuv420Frames
+
+__all__ = ["VideoInfo", "read_video"]
+
+# AVColorSpace values that mean the BT.601 matrix (bt470bg, smpte170m).
+_AVCOL_SPC_BT601 = (5, 6)
+_AVCOL_RANGE_JPEG = 2
+_DEFAULT_FPS = Fraction(25)
+# FFmpeg "decodes" any text file as ANSI art (the tty demuxer); that is never a real input.
+_TEXT_DEMUXERS = frozenset({"tty"})
+# Bit-exact, accurately rounded swscale output: the same on every CPU.
+_SWS_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`read_video` found. ``frame_count`` is the number of frames returned."""
+
+    width: int
+    height: int
+    frame_count: int
+    fps: Fraction
+    colour: ColourSpec
+    source: str
+
+
+def _is_rgb_like(frame: av.VideoFrame) -> bool:
+    fmt = frame.format
+    return bool(fmt.is_rgb or fmt.has_palette)
+
+
+def _colour_of(frame: av.VideoFrame) -> ColourSpec:
+    """The conversion the source's tags ask for; BT.709 limited when untagged or RGB.
+
+    RGB sources carry no YUV matrix/range of their own; they are converted the default way.
+    """
+    if _is_rgb_like(frame):
+        return ColourSpec()
+    matrix = "bt601" if int(frame.colorspace) in _AVCOL_SPC_BT601 else "bt709"
+    full = int(frame.color_range) == _AVCOL_RANGE_JPEG or frame.format.name.startswith("yuvj")
+    return ColourSpec(matrix=matrix, range="full" if full else "limited")
+
+
+def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
+    """One plane as a (height, width) array, cropped from the padded line buffer.
+
+    Works for odd sizes, unlike ``to_ndarray`` for yuv420p.
+    """
+    plane = frame.planes[index]
+    h, w, stride = plane.height, plane.width, plane.line_size
+    buf = np.frombuffer(plane, dtype=np.uint8)
+    if buf.size < stride * (h - 1) + w:
+        raise InputError(f"unexpected plane layout ({w}x{h}, stride {stride})")
+    if buf.size < stride * h:
+        buf = np.concatenate([buf, np.zeros(stride * h - buf.size, np.uint8)])
+    return buf[: stride * h].reshape(h, stride)[:, :w].copy()
+
+
+def _to_yuv420p(frame: av.VideoFrame, spec: ColourSpec) -> tuple[np.ndarray, ...]:
+    """The frame's 8-bit yuv420 planes, with samples in ``spec``'s range and matrix."""
+    name = frame.format.name
+    if name in ("yuv420p", "yuvj420p") and _colour_of(frame) == spec:
+        return _plane(frame, 0), _plane(frame, 1), _plane(frame, 2)
+    space = Colorspace.ITU601 if spec.matrix == "bt601" else Colorspace.ITU709
+    dst_range = ColorRange.JPEG if spec.range == "full" else ColorRange.MPEG
+    if _is_rgb_like(frame):
+        src_range = ColorRange.JPEG
+    else:
+        src_range = ColorRange.JPEG if _colour_of(frame).range == "full" else ColorRange.MPEG
+    # Always write plain "yuv420p" and state both ranges: the yuvj formats would make swscale
+    # pick the range itself.
+    out = frame.reformat(
+        format="yuv420p",
+        src_colorspace=space,
+        dst_colorspace=space,
+        src_color_range=src_range,
+        dst_color_range=dst_range,
+        interpolation=_SWS_FLAGS,
+    )
+    return _plane(out, 0), _plane(out, 1), _plane(out, 2)
+
+
+def _fps_of(stream: av.video.stream.VideoStream) -> Fraction:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and rate > 0:
+            return Fraction(rate)
+    return _DEFAULT_FPS
+
+
+def _range_text(start: int, stop: int | None) -> str:
+    return f"{start}:{'' if stop is None else stop}"
+
+
+def read_video(
+    path: str | os.PathLike[str],
+    frames: tuple[int, int | None] | None = None,
+    *,
+    max_frames: int = 100_000,
+) -> tuple[Yuv420Frames, VideoInfo]:
+    """Decode ``path`` (or the half-open frame range ``frames``) to 8-bit yuv420p.
+
+    Frames are counted in the order the decoder returns them (pair frames by index, never by
+    timestamp). Decoding stops at ``stop``. Every user mistake is an :class:`InputError` naming
+    the file: missing, a folder, not a video, no video stream, an empty or invalid range, or more
+    than ``max_frames`` frames.
+    """
+    name = os.fspath(path)
+    start, stop = frames if frames is not None else (0, None)
+    if start < 0 or (stop is not None and stop <= start):
+        raise InputError(
+            f"{name}: invalid frame range {_range_text(start, stop)} (need 0 <= start < stop)"
+        )
+    if not os.path.exists(name):
+        raise InputError(f"{name}: no such file")
+    if os.path.isdir(name):
+        raise InputError(f"{name}: is a directory, not a video file")
+
+    planes: list[tuple[np.ndarray, ...]] = []
+    spec: ColourSpec | None = None
+    seen = 0
+    info_w = info_h = 0
+    try:
+        container = av.open(name, mode="r")
+    except OSError as exc:  # includes PyAV's permission / not-found errors
+        raise InputError(f"{name}: cannot open ({exc.strerror or exc})") from None
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise InputError(f"{name}: not a video PyAV can read ({reason})") from None
+    with container:
+        if container.format.name in _TEXT_DEMUXERS:
+            raise InputError(f"{name}: not a video PyAV can read (text, not video)")
+        if not container.streams.video:
+            raise InputError(f"{name}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = _fps_of(stream)
+        try:
+            for frame in container.decode(stream):
+                index = seen
+                seen += 1
+                if index < start:
+                    continue
+                if spec is None:
+                    spec = _colour_of(frame)
+                if len(planes) >= max_frames:
+                    raise InputError(
+                        f"{name}: more than {max_frames} frames selected; "
+                        "choose a range with --frames"
+                    )
+                if planes and (frame.width, frame.height) != (info_w, info_h):
+                    raise InputError(
+                        f"{name}: frame size changes from {info_w}x{info_h} to "
+                        f"{frame.width}x{frame.height} at frame {index}"
+                    )
+                info_w, info_h = frame.width, frame.height
+                planes.append(_to_yuv420p(frame, spec))
+                if stop is not None and seen >= stop:
+                    break
+        except av.FFmpegError as exc:
+            raise InputError(f"{name}: decoding failed at frame {seen} ({exc})") from None
+
+    if not planes or spec is None:
+        if frames is None:
+            raise InputError(f"{name}: no frames decoded")
+        raise InputError(
+            f"{name} has {seen} frames; --frames {_range_text(start, stop)} selects none"
+        )
+    out = Yuv420Frames(
+        np.stack([p[0] for p in planes]),
+        np.stack([p[1] for p in planes]),
+        np.stack([p[2] for p in planes]),
+    )
+    info = VideoInfo(
+        width=out.width,
+        height=out.height,
+        frame_count=out.count,
+        fps=fps,
+        colour=spec,
+        source=name,
+    )
+    return out, info

@@ -1,0 +1,1 @@
+"""``nvc``: the command-line front end over nvcodec's public API."""

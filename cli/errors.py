@@ -1,0 +1,44 @@
+"""Turning library errors into one line on stderr and a non-zero exit (only at the CLI edge)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INTERRUPTED = 130
+
+
+def friendly_errors(func: F) -> F:
+    """Run a command; expected failures become ``Error: <one line>`` with exit status 1.
+
+    Expected failures are nvcodec's and bitstream's own errors and file-system errors; anything
+    else is a bug and keeps its traceback.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from bitstream import NvcError
+        from nvcodec.errors import NvcodecError
+
+        try:
+            return func(*args, **kwargs)
+        except (NvcodecError, NvcError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:
+            # The reader of our stdout went away (e.g. `| head`): not an error worth a message.
+            sys.stderr.close()
+            sys.exit(1)
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted; no output was written.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]

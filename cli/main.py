@@ -1,0 +1,150 @@
+"""``nvc`` commands. Only click is imported at module level so ``nvc --help`` is instant;
+each command imports nvcodec (and torch) when it runs."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cli.errors import friendly_errors
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nvcodec", prog_name="nvc")
+def main() -> None:
+    """nvcodec: a neural (implicit-representation) video codec.
+
+    \b
+    nvc encode clip.mp4 -o clip.nvc       overfit a network to the clip, write a .nvc file
+    nvc decode clip.nvc -o out.y4m        rebuild frames from the file alone
+    nvc info clip.nvc                     what is inside, where the bits go
+    """
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, help="Output .nvc file.")
+@click.option("--model", default="nerv", show_default=True, help="Model id (see `nvc models`).")
+@click.option(
+    "--size", default="0.3M", show_default=True, help="Parameter budget, e.g. 0.3M, 350k."
+)
+@click.option("--epochs", default=300, show_default=True, type=int, help="Training epochs.")
+@click.option("--batch-size", default=1, show_default=True, type=int, help="Frames per step.")
+@click.option("--lr", default=1e-3, show_default=True, type=float, help="Peak learning rate.")
+@click.option("--bits", default=8, show_default=True, type=int, help="Quantisation bit depth.")
+@click.option("--frames", "frame_range", default=None, help="Part of the clip, A:B (half-open).")
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (CUDA when present, else CPU), cpu or cuda[:N].",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def encode(
+    input_path: str,
+    output: str,
+    model: str,
+    size: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    bits: int,
+    frame_range: str | None,
+    device: str,
+    seed: int,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Encode INPUT (any video PyAV can read) into a .nvc file."""
+    from cli.render import TrainingProgress, encode_summary
+    from nvcodec import EncodeOptions
+    from nvcodec import encode as run_encode
+    from nvcodec.models import parse_size
+    from nvcodec.ranges import parse_frame_range
+
+    options = EncodeOptions(
+        model=model,
+        size=parse_size(size),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        bits=bits,
+        seed=seed,
+        device=device,
+        frames=parse_frame_range(frame_range) if frame_range else None,
+        overwrite=overwrite,
+    )
+    with TrainingProgress(disable=quiet) as progress:
+        report = run_encode(input_path, output, options, progress=progress.update)
+    click.echo(encode_summary(report))
+
+
+@main.command()
+@click.argument("input_path", metavar="IN.nvc", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="OUT.y4m, OUT.mp4/.mkv (x264, high quality), DIR/%05d.png, or - (Y4M on stdout).",
+)
+@click.option("--frames", "frame_range", default=None, help="Decode only A:B (half-open).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace existing output.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@friendly_errors
+def decode(
+    input_path: str,
+    output: str,
+    frame_range: str | None,
+    device: str,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Decode IN.nvc to frames; frame rate and geometry come from the file."""
+    from nvcodec import decode as run_decode
+    from nvcodec.ranges import parse_frame_range
+
+    report = run_decode(
+        input_path,
+        output,
+        frames=parse_frame_range(frame_range) if frame_range else None,
+        device=device,
+        overwrite=overwrite,
+    )
+    if not quiet:
+        fps = report.frames / report.seconds if report.seconds > 0 else float("inf")
+        click.echo(
+            f"decoded {report.frames} frames ({report.start}:{report.start + report.frames}) "
+            f"to {output} in {report.seconds:.2f} s ({fps:.1f} fps, {report.device})",
+            err=True,
+        )
+
+
+@main.command()
+@click.argument("input_path", metavar="IN.nvc", type=click.Path(dir_okay=False))
+@click.option("--tensors/--no-tensors", default=True, help="Per-tensor table.")
+@friendly_errors
+def info(input_path: str, tensors: bool) -> None:
+    """Format version, model and config, sizes per section, bpp breakdown."""
+    from cli.render import info_text
+    from nvcodec import inspect
+
+    click.echo(info_text(inspect(input_path), tensors=tensors))
+
+
+@main.command()
+@friendly_errors
+def models() -> None:
+    """List the model ids this build knows."""
+    from nvcodec.models import get_spec, model_ids
+
+    for model_id in model_ids():
+        click.echo(f"{model_id:10s} {get_spec(model_id).summary}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Text the CLI shows: the training progress bar (tqdm, on stderr) and summaries.
+
+tqdm rather than a hand-written bar: it handles terminals, pipes and rate estimates already.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nvcodec.encoder import EncodeReport
+    from nvcodec.inspection import FileInfo
+    from nvcodec.training import EpochStats
+
+
+class TrainingProgress:
+    """A tqdm bar over epochs showing loss and PSNR; closed (and cleared) on exit."""
+
+    def __init__(self, disable: bool = False) -> None:
+        self._disable = disable
+        self._bar: Any = None
+
+    def __enter__(self) -> TrainingProgress:
+        return self
+
+    def update(self, stats: EpochStats) -> None:
+        if self._disable:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=stats.epochs, desc="training", unit="epoch", file=sys.stderr)
+        self._bar.set_postfix(loss=f"{stats.loss:.5f}", psnr=f"{stats.psnr:.2f}dB", refresh=False)
+        self._bar.update(stats.epoch - self._bar.n)
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _db(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{x:.2f}"
+
+
+def encode_summary(r: EncodeReport) -> str:
+    m, s = r.metrics, r.seconds
+    ms = "n/a (frames too small)" if m.ms_ssim is None else f"{m.ms_ssim:.4f}"
+    decode_fps = r.frames / s["decode"] if s.get("decode") else float("inf")
+    return "\n".join(
+        [
+            f"wrote {r.output}: {r.bytes:,} bytes, {r.bpp:.4f} bpp "
+            f"({r.width}×{r.height}, {r.frames} frames at {r.fps:g} fps)",
+            f"quality, decoded from the file: PSNR-YUV 6:1:1 {_db(m.psnr_yuv)} dB "
+            f"(Y {_db(m.psnr_y)}, U {_db(m.psnr_u)}, V {_db(m.psnr_v)}), "
+            f"PSNR-RGB {_db(m.psnr_rgb)} dB, MS-SSIM {ms}",
+            f"model {r.model}, {r.parameters:,} parameters, on {r.device}; "
+            f"float model before quantisation {_db(r.train_psnr)} dB RGB",
+            f"time: encode {s['total']:.1f} s (read {s['read']:.1f}, train {s['train']:.1f}, "
+            f"compress {s['compress']:.2f}, decode+verify {s['decode']:.2f}); "
+            f"decode {decode_fps:.1f} fps",
+        ]
+    )
+
+
+def info_text(info: FileInfo, tensors: bool = True) -> str:
+    meta = info.metadata
+    video, model = meta["video"], meta["model"]
+    lines = [
+        f"{info.path}: nvc format {info.writer_version[0]}.{info.writer_version[1]} "
+        f"(needs reader ≥ {info.reader_version[0]}.{info.reader_version[1]})",
+        f"video: {video['width']}×{video['height']}, {video['frames']} frames, "
+        f"{video['fps'][0]}/{video['fps'][1]} fps, colour {video['colour']['matrix']} "
+        f"{video['colour']['range']}",
+        f"model: {model['id']}, {info.parameters:,} parameters",
+        f"config: {json.dumps(model['config'], separators=(', ', ': '))}",
+        f"compression: {json.dumps(meta['compression'])}",
+        f"encoder: {json.dumps(meta['encoder'])}",
+        f"size: {info.size:,} bytes, {info.bpp:.5f} bpp",
+        "sections:",
+    ]
+    breakdown = info.bpp_breakdown()
+    for name, n in info.sections.items():
+        lines.append(f"  {name:14s} {n:>12,} bytes  {breakdown[name]:.5f} bpp")
+    if tensors:
+        lines.append("tensors:")
+        lines.append(
+            f"  {'name':32s} {'shape':>18s} {'bits':>4s} {'model':>9s} {'side B':>8s} "
+            f"{'payload B':>10s} {'bits/param':>10s}"
+        )
+        for t in info.tensors:
+            shape = "×".join(map(str, t.shape))
+            lines.append(
+                f"  {t.name:32s} {shape:>18s} {t.bits:>4d} {t.entropy_model:>9s} "
+                f"{t.side_bytes:>8,} {t.payload_bytes:>10,} {t.bits_per_param:>10.3f}"
+            )
+    return "\n".join(lines)

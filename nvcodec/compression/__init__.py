@@ -1,0 +1,21 @@
+"""Compression: tensors ⇄ integers ⇄ bytes (quantiser, entropy models, tensor sections)."""
+
+from nvcodec.compression.quantize import QuantizedTensor, dequantize, quantize
+from nvcodec.compression.tensors import (
+    EncodedTensors,
+    TensorStat,
+    decode_tensors,
+    encode_tensors,
+    read_table,
+)
+
+__all__ = [
+    "EncodedTensors",
+    "QuantizedTensor",
+    "TensorStat",
+    "decode_tensors",
+    "dequantize",
+    "encode_tensors",
+    "quantize",
+    "read_table",
+]

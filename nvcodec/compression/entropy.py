@@ -1,0 +1,259 @@
+"""Entropy models and the ANS coder (constriction): integers ⇄ bytes, never files.
+
+Each tensor gets whichever model gives the fewest bytes *including its own parameters*:
+
+* ``CONSTANT`` — every symbol equal (all-zero tensors, pruned-away layers): zero payload bytes.
+* ``HISTOGRAM`` — the empirical distribution, sent as exact counts over ``[lo, hi]``; best for
+  large tensors where the table is cheap relative to the payload.
+* ``LAPLACE`` — a quantised Laplace with fitted location and scale (two float32); best for small
+  tensors where a histogram would cost more than it saves.
+
+The encoder really encodes with each candidate and keeps the smallest, so the choice is exact.
+Decoding validates every parameter it reads (ranges, finiteness, sizes) before using it.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import constriction
+import numpy as np
+
+from bitstream.binary import ByteReader, ByteWriter
+from bitstream.errors import MalformedFileError
+
+__all__ = [
+    "ConstantModel",
+    "EntropyModel",
+    "HistogramModel",
+    "LaplaceModel",
+    "choose_and_encode",
+    "read_model",
+]
+
+MAX_ALPHABET = 1 << 17  # bits ≤ 16 → symbols in [-(2^15 - 1), 2^15 - 1]
+MAX_SYMBOL = 1 << 16
+
+
+def _to_bytes(words: np.ndarray) -> bytes:
+    return np.asarray(words, dtype="<u4").tobytes()
+
+
+def _to_words(payload: bytes, what: str) -> np.ndarray:
+    if len(payload) % 4:
+        raise MalformedFileError(
+            f"{what}: coded payload of {len(payload)} bytes is not whole words"
+        )
+    return np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+
+
+class EntropyModel(ABC):
+    """A probability model over int32 symbols that can code them and describe itself in bytes."""
+
+    KIND: ClassVar[int]
+
+    @abstractmethod
+    def write_params(self, w: ByteWriter) -> None: ...
+
+    @abstractmethod
+    def encode(self, symbols: np.ndarray) -> bytes: ...
+
+    @abstractmethod
+    def decode(self, payload: bytes, count: int, what: str) -> np.ndarray: ...
+
+    @abstractmethod
+    def ideal_bits(self, symbols: np.ndarray) -> float:
+        """Shannon code length of ``symbols`` under this model (for ``nvc info``)."""
+
+    def param_bytes(self) -> int:
+        w = ByteWriter()
+        self.write_params(w)
+        return len(w.getvalue())
+
+
+class ConstantModel(EntropyModel):
+    KIND = 0
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    @classmethod
+    def fit(cls, symbols: np.ndarray) -> ConstantModel | None:
+        if symbols.size == 0:
+            return cls(0)
+        first = int(symbols.flat[0])
+        return cls(first) if np.all(symbols == first) else None
+
+    def write_params(self, w: ByteWriter) -> None:
+        w.svarint(self.value)
+
+    @classmethod
+    def read_params(cls, r: ByteReader) -> ConstantModel:
+        value = r.svarint()
+        if abs(value) > MAX_SYMBOL:
+            raise MalformedFileError(f"{r.what}: constant symbol {value} out of range")
+        return cls(value)
+
+    def encode(self, symbols: np.ndarray) -> bytes:
+        return b""
+
+    def decode(self, payload: bytes, count: int, what: str) -> np.ndarray:
+        if payload:
+            raise MalformedFileError(f"{what}: a constant tensor has no payload")
+        return np.full(count, self.value, dtype=np.int32)
+
+    def ideal_bits(self, symbols: np.ndarray) -> float:
+        return 0.0
+
+
+class HistogramModel(EntropyModel):
+    KIND = 1
+
+    def __init__(self, lo: int, counts: np.ndarray) -> None:
+        self.lo = lo
+        self.counts = counts.astype(np.int64)
+        probs = self.counts.astype(np.float64) / float(self.counts.sum())
+        self._model = constriction.stream.model.Categorical(probs, perfect=False)
+
+    @classmethod
+    def fit(cls, symbols: np.ndarray) -> HistogramModel:
+        lo, hi = int(symbols.min()), int(symbols.max())
+        counts = np.bincount((symbols - lo).ravel(), minlength=hi - lo + 1)
+        return cls(lo, counts)
+
+    def write_params(self, w: ByteWriter) -> None:
+        w.svarint(self.lo)
+        w.varint(len(self.counts))
+        for c in self.counts:
+            w.varint(int(c))
+
+    @classmethod
+    def read_params(cls, r: ByteReader, count: int) -> HistogramModel:
+        lo, size = r.svarint(), r.varint()
+        if not 2 <= size <= MAX_ALPHABET or abs(lo) > MAX_SYMBOL or abs(lo + size) > MAX_SYMBOL + 1:
+            raise MalformedFileError(f"{r.what}: histogram over [{lo}, +{size}) out of range")
+        counts = np.array([r.varint() for _ in range(size)], dtype=np.uint64)
+        if counts.max() > count or counts.sum() == 0:
+            raise MalformedFileError(
+                f"{r.what}: histogram counts inconsistent with {count} symbols"
+            )
+        return cls(lo, counts.astype(np.int64))
+
+    def encode(self, symbols: np.ndarray) -> bytes:
+        coder = constriction.stream.stack.AnsCoder()
+        coder.encode_reverse((symbols.ravel() - self.lo).astype(np.int32), self._model)
+        return _to_bytes(coder.get_compressed())
+
+    def decode(self, payload: bytes, count: int, what: str) -> np.ndarray:
+        coder = constriction.stream.stack.AnsCoder(_to_words(payload, what))
+        return coder.decode(self._model, count).astype(np.int32) + self.lo
+
+    def ideal_bits(self, symbols: np.ndarray) -> float:
+        p = self.counts / self.counts.sum()
+        used = self.counts > 0
+        return float(-(self.counts[used] * np.log2(p[used])).sum())
+
+
+class LaplaceModel(EntropyModel):
+    KIND = 2
+
+    def __init__(self, lo: int, hi: int, loc: float, scale: float) -> None:
+        self.lo, self.hi = lo, hi
+        # Round-trip through float32 so the encoder uses exactly what the decoder will read.
+        self.loc = float(np.float32(loc))
+        self.scale = float(np.float32(scale))
+        self._model = constriction.stream.model.QuantizedLaplace(lo, hi, self.loc, self.scale)
+
+    @classmethod
+    def fit(cls, symbols: np.ndarray) -> LaplaceModel:
+        x = symbols.ravel().astype(np.float64)
+        loc = float(np.median(x))
+        scale = max(float(np.mean(np.abs(x - loc))), 0.05)
+        return cls(int(x.min()), int(x.max()), loc, scale)
+
+    def write_params(self, w: ByteWriter) -> None:
+        w.svarint(self.lo)
+        w.varint(self.hi - self.lo)
+        w.raw(struct.pack("<ff", self.loc, self.scale))
+
+    @classmethod
+    def read_params(cls, r: ByteReader) -> LaplaceModel:
+        lo, span = r.svarint(), r.varint()
+        loc, scale = struct.unpack("<ff", r.raw(8))
+        ok = (
+            abs(lo) <= MAX_SYMBOL
+            and 1 <= span <= MAX_ALPHABET
+            and math.isfinite(loc)
+            and abs(loc) <= MAX_SYMBOL
+            and math.isfinite(scale)
+            and 1e-3 <= scale <= MAX_SYMBOL
+        )
+        if not ok:
+            raise MalformedFileError(f"{r.what}: Laplace model parameters out of range")
+        return cls(lo, lo + span, loc, scale)
+
+    def encode(self, symbols: np.ndarray) -> bytes:
+        coder = constriction.stream.stack.AnsCoder()
+        coder.encode_reverse(symbols.ravel().astype(np.int32), self._model)
+        return _to_bytes(coder.get_compressed())
+
+    def decode(self, payload: bytes, count: int, what: str) -> np.ndarray:
+        coder = constriction.stream.stack.AnsCoder(_to_words(payload, what))
+        return coder.decode(self._model, count).astype(np.int32)
+
+    def ideal_bits(self, symbols: np.ndarray) -> float:
+        x = symbols.ravel().astype(np.float64)
+        b = self.scale
+
+        def cdf(v: np.ndarray) -> np.ndarray:
+            z = (v - self.loc) / b
+            return np.where(
+                z < 0, 0.5 * np.exp(np.minimum(z, 0)), 1 - 0.5 * np.exp(-np.maximum(z, 0))
+            )
+
+        lo_mass, hi_mass = cdf(np.array([self.lo - 0.5]))[0], 1 - cdf(np.array([self.hi + 0.5]))[0]
+        p = cdf(x + 0.5) - cdf(x - 0.5)
+        p = p + np.where(x == self.lo, lo_mass, 0) + np.where(x == self.hi, hi_mass, 0)
+        return float(-np.log2(np.maximum(p, 1e-300)).sum())
+
+
+_KINDS: dict[int, str] = {0: "constant", 1: "histogram", 2: "laplace"}
+
+
+def kind_name(kind: int) -> str:
+    return _KINDS.get(kind, f"kind-{kind}")
+
+
+def choose_and_encode(symbols: np.ndarray) -> tuple[EntropyModel, bytes]:
+    """Encode with every applicable model; keep the smallest (parameters + payload)."""
+    symbols = np.ascontiguousarray(symbols.ravel(), dtype=np.int32)
+    constant = ConstantModel.fit(symbols)
+    if constant is not None:
+        return constant, b""
+    best: tuple[int, EntropyModel, bytes] | None = None
+    for model in (HistogramModel.fit(symbols), LaplaceModel.fit(symbols)):
+        payload = model.encode(symbols)
+        total = model.param_bytes() + len(payload)
+        if best is None or total < best[0]:
+            best = (total, model, payload)
+    assert best is not None
+    return best[1], best[2]
+
+
+def write_model(w: ByteWriter, model: EntropyModel) -> None:
+    w.u8(model.KIND)
+    model.write_params(w)
+
+
+def read_model(r: ByteReader, count: int) -> EntropyModel:
+    kind = r.u8()
+    if kind == ConstantModel.KIND:
+        return ConstantModel.read_params(r)
+    if kind == HistogramModel.KIND:
+        return HistogramModel.read_params(r, count)
+    if kind == LaplaceModel.KIND:
+        return LaplaceModel.read_params(r)
+    raise MalformedFileError(f"{r.what}: unknown entropy model kind {kind}")

@@ -1,0 +1,141 @@
+"""The standalone decoder: ``.nvc`` bytes → model → frames. Imports no training code.
+
+::
+
+    read + verify container ─► validate metadata ─► check limits on the meta device
+      ─► entropy-decode + dequantise ─► load into the rebuilt model ─► model(t) in bounded batches
+      ─► RGB → yuv420p (the file's colour conversion) ─► writer
+
+Any frame range decodes on its own: the model is evaluated only at the requested positions.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from bitstream import MalformedFileError
+from nvcodec.compression import decode_tensors
+from nvcodec.device import resolve_device
+from nvcodec.fileformat import NvcFile, read_nvc
+from nvcodec.io import Yuv420Frames, check_output, open_writer, rgb_to_yuv420
+from nvcodec.models import build_model
+from nvcodec.ranges import FrameRange, resolve_range
+
+__all__ = ["DecodeReport", "LoadedModel", "decode", "decode_frames", "load_model", "render"]
+
+MAX_PARAMETERS = 200_000_000
+"""Refuse files whose model would have more parameters (a constant-coded tensor costs 0 bytes)."""
+MAX_ACTIVATION = 1 << 31
+"""Refuse configs whose largest per-frame activation has more elements (8 GiB in float32)."""
+BATCH_ACTIVATION = 1 << 26
+"""Frames per decode batch are chosen so one batch's largest activation stays under this."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    nvc: NvcFile
+    model: nn.Module
+    device: torch.device
+    name: str
+
+
+@dataclass(frozen=True)
+class DecodeReport:
+    output: str
+    frames: int
+    start: int
+    seconds: float
+    device: str
+
+
+def load_model(path: str | os.PathLike[str], device: str = "auto") -> LoadedModel:
+    """Parse ``path`` and rebuild its network from the file alone."""
+    name = os.fspath(path)
+    nvc = read_nvc(path)
+    if nvc.config.activation_elements() > MAX_ACTIVATION:
+        raise MalformedFileError(f"{name}: model activations exceed the decoder's limit")
+    skeleton = build_model(nvc.config, device="meta")
+    named = list(skeleton.named_parameters())
+    if sum(p.numel() for _, p in named) > MAX_PARAMETERS:
+        raise MalformedFileError(f"{name}: model has more than {MAX_PARAMETERS:,} parameters")
+    tensors = decode_tensors(nvc.tensor_table, nvc.tensor_data, [tuple(p.shape) for _, p in named])
+    target = resolve_device(device)
+    model = build_model(nvc.config, device="cpu")
+    with torch.no_grad():
+        for (_, param), value in zip(model.named_parameters(), tensors, strict=True):
+            param.copy_(value)
+    model.to(target).eval()
+    return LoadedModel(nvc=nvc, model=model, device=target, name=name)
+
+
+def batch_size_for(loaded: LoadedModel) -> int:
+    per_frame = loaded.nvc.config.activation_elements()
+    return max(1, min(32, BATCH_ACTIVATION // max(per_frame, 1)))
+
+
+def render(loaded: LoadedModel, positions: Sequence[float]) -> Iterator[Yuv420Frames]:
+    """Frames at ``positions`` (frame units, may be fractional), as yuv420p, in bounded batches."""
+    batch = batch_size_for(loaded)
+    colour = loaded.nvc.video.colour
+    with torch.inference_mode():
+        for start in range(0, len(positions), batch):
+            t = torch.tensor(positions[start : start + batch], dtype=torch.float32)
+            rgb = loaded.model(t.to(loaded.device)).clamp_(0.0, 1.0)
+            rgb_np = rgb.permute(0, 2, 3, 1).to("cpu", torch.float32).numpy()
+            y, u, v = rgb_to_yuv420(rgb_np, colour)
+            yield Yuv420Frames(y=y, u=u, v=v)
+
+
+def decode_frames(
+    path: str | os.PathLike[str], frames: FrameRange | None = None, device: str = "auto"
+) -> Yuv420Frames:
+    """All requested frames in memory (for verification and tests; use :func:`decode` to stream)."""
+    loaded = load_model(path, device)
+    start, stop = resolve_range(frames, loaded.nvc.video.frame_count, loaded.name)
+    return Yuv420Frames.concatenate(list(render(loaded, [float(i) for i in range(start, stop)])))
+
+
+def decode(
+    path: str | os.PathLike[str],
+    output: str,
+    *,
+    frames: FrameRange | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> DecodeReport:
+    """Decode ``path`` to ``output`` (``.y4m``, ``.mp4``/``.mkv``, ``DIR/%05d.png`` or ``-``)."""
+    begin = time.perf_counter()
+    check_output(output, overwrite=overwrite)
+    loaded = load_model(path, device)
+    video = loaded.nvc.video
+    start, stop = resolve_range(frames, video.frame_count, loaded.name)
+    positions = [float(i) for i in range(start, stop)]
+    done = 0
+    with open_writer(
+        output,
+        width=video.width,
+        height=video.height,
+        fps=video.fps,
+        colour=video.colour,
+        overwrite=overwrite,
+        first_number=start,
+    ) as writer:
+        for batch in render(loaded, positions):
+            writer.write(batch)
+            done += batch.count
+            if progress is not None:
+                progress(done, len(positions))
+    return DecodeReport(
+        output=output,
+        frames=len(positions),
+        start=start,
+        seconds=time.perf_counter() - begin,
+        device=str(loaded.device),
+    )

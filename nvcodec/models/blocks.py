@@ -1,0 +1,125 @@
+"""Building blocks shared by every model in the registry (never copied into a model file).
+
+* :class:`PositionalEncoding` — NeRV's sin/cos embedding of a normalised time index.
+* :class:`NeRVBlock` — conv → PixelShuffle(s) → activation, the upsampling unit of the NeRV family
+  (NeRV, HNeRV, DS-NeRV, NeRV++'s "UB").
+* :class:`OutputHead` — conv to RGB and ``(tanh + 1) / 2`` so outputs live in [0, 1].
+* :func:`plan_grid` — picks a base grid and strides for an arbitrary W×H so that the stack's
+  output covers the frame with little padding (the model crops back to W×H).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = [
+    "ACTIVATIONS",
+    "GridPlan",
+    "NeRVBlock",
+    "OutputHead",
+    "PositionalEncoding",
+    "make_activation",
+    "plan_grid",
+]
+
+ACTIVATIONS = ("gelu", "silu", "relu")
+
+
+def make_activation(name: str) -> nn.Module:
+    """The activation named in a config (configs store names, never classes)."""
+    if name == "gelu":
+        return nn.GELU()
+    if name == "silu":
+        return nn.SiLU()
+    if name == "relu":
+        return nn.ReLU()
+    raise ValueError(f"unknown activation {name!r}")
+
+
+class PositionalEncoding(nn.Module):
+    """``t ↦ [sin(b^i π t), cos(b^i π t)]_{i<L}`` for normalised ``t`` (NeRV, eq. 2).
+
+    Frequencies are a fixed buffer, not parameters, so they cost nothing in the file.
+    """
+
+    freqs: torch.Tensor
+
+    def __init__(self, levels: int, base: float) -> None:
+        super().__init__()
+        self.out_dim = 2 * levels
+        freqs = (base ** torch.arange(levels, dtype=torch.float64)) * math.pi
+        self.register_buffer("freqs", freqs.float(), persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        angles = t[:, None].float() * self.freqs[None, :]
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+class NeRVBlock(nn.Module):
+    """Conv(k×k) to ``out·s²`` channels → PixelShuffle(s) → activation; no normalisation."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, kernel: int, act: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch * stride * stride, kernel, padding=kernel // 2)
+        self.shuffle = nn.PixelShuffle(stride) if stride > 1 else nn.Identity()
+        self.act = make_activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.shuffle(self.conv(x)))
+
+
+class OutputHead(nn.Module):
+    """Conv to 3 channels, then ``(tanh + 1) / 2``: bounded RGB without sigmoid saturation."""
+
+    def __init__(self, in_ch: int, kernel: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, 3, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.tanh(self.conv(x)) + 1.0) * 0.5
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """A base grid ``base_h × base_w`` upsampled by ``strides`` to at least H×W."""
+
+    base_h: int
+    base_w: int
+    strides: tuple[int, ...]
+
+    @property
+    def scale(self) -> int:
+        return math.prod(self.strides)
+
+    def padding_ratio(self, height: int, width: int) -> float:
+        return (self.base_h * self.scale * self.base_w * self.scale) / (height * width) - 1.0
+
+
+def plan_grid(
+    height: int, width: int, *, min_base: int = 2, max_pad: float = 0.05, max_stages: int = 6
+) -> GridPlan:
+    """Choose strides ``(s1, 2, 2, ...)`` with ``s1 ∈ {2..5}`` for an arbitrary frame size.
+
+    Among plans whose base grid has at least ``min_base`` cells on its short side, take the
+    largest total upsampling whose padding stays within ``max_pad`` (fewer base cells mean a
+    smaller stem); if none qualifies, the least padding. NeRV's 720×1280 plan (5,2,2,2,2 from 9×16)
+    is one such plan; the point here is that *any* size works, odd ones included.
+    """
+    candidates = []
+    for stages in range(1, max_stages + 1):
+        for first in (2, 3, 4, 5):
+            strides = (first,) + (2,) * (stages - 1)
+            scale = math.prod(strides)
+            plan = GridPlan(math.ceil(height / scale), math.ceil(width / scale), strides)
+            if min(plan.base_h, plan.base_w) >= min(min_base, height, width):
+                candidates.append(plan)
+    if not candidates:
+        return GridPlan(height, width, (1,))
+    good = [p for p in candidates if p.padding_ratio(height, width) <= max_pad]
+    if good:
+        return max(good, key=lambda p: (p.scale, -len(p.strides)))
+    return min(candidates, key=lambda p: (p.padding_ratio(height, width), -p.scale))

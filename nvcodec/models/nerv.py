@@ -1,0 +1,121 @@
+"""NeRV (Chen et al., NeurIPS 2021): the index-based baseline.
+
+::
+
+    t ─► PE(t/(T-1)) ─► Linear ─► act ─► Linear ─► act ─► reshape C₀×h₀×w₀
+      ─► NeRVBlock(s₁) ─► … ─► NeRVBlock(sₙ) ─► OutputHead ─► crop to H×W
+
+Channels: the first block keeps the stem width, later ones halve it down to a floor (as in the
+reference code); the stride plan comes from :func:`~nvcodec.models.blocks.plan_grid` so any frame
+size works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from nvcodec.models.blocks import (
+    ACTIVATIONS,
+    NeRVBlock,
+    OutputHead,
+    PositionalEncoding,
+    make_activation,
+    plan_grid,
+)
+from nvcodec.models.config import ModelConfig, bounds
+from nvcodec.models.registry import register_model
+
+__all__ = ["NeRV", "NeRVConfig", "nerv_sizing"]
+
+
+@dataclasses.dataclass(frozen=True)
+class NeRVConfig(ModelConfig):
+    MODEL_ID: ClassVar[str] = "nerv"
+
+    base_h: int = dataclasses.field(default=1, metadata=bounds(1, 1024))
+    base_w: int = dataclasses.field(default=1, metadata=bounds(1, 1024))
+    strides: tuple[int, ...] = dataclasses.field(default=(1,), metadata=bounds(1, 8, max_len=8))
+    stem_dim: int = dataclasses.field(default=8, metadata=bounds(1, 4096))
+    stem_hidden: int = dataclasses.field(default=64, metadata=bounds(1, 8192))
+    channels: tuple[int, ...] = dataclasses.field(default=(8,), metadata=bounds(1, 4096, max_len=8))
+    kernel: int = dataclasses.field(default=3, metadata=bounds(1, 7))
+    pe_levels: int = dataclasses.field(default=40, metadata=bounds(1, 128))
+    pe_base: float = dataclasses.field(default=1.25, metadata=bounds(1.0, 4.0))
+    activation: str = dataclasses.field(default="gelu", metadata={"choices": ACTIVATIONS})
+
+    def validate(self) -> None:
+        super().validate()
+        from nvcodec.errors import ConfigError
+
+        if len(self.channels) != len(self.strides):
+            raise ConfigError("nerv config: one channel count per stride is required")
+        scale = 1
+        for s in self.strides:
+            scale *= s
+        if self.base_h * scale < self.height or self.base_w * scale < self.width:
+            raise ConfigError("nerv config: the stride plan does not cover the frame")
+        if self.base_h * scale > 2 * self.height + 16 or self.base_w * scale > 2 * self.width + 16:
+            raise ConfigError("nerv config: the stride plan pads the frame more than 2×")
+
+    def activation_elements(self) -> int:
+        h, w, largest = self.base_h, self.base_w, self.stem_dim * self.base_h * self.base_w
+        for out_ch, s in zip(self.channels, self.strides, strict=True):
+            largest = max(largest, out_ch * s * s * h * w)  # conv output before the shuffle
+            h, w = h * s, w * s
+        return max(largest, super().activation_elements())
+
+
+def nerv_sizing(height: int, width: int, frame_count: int, knob: int) -> NeRVConfig:
+    """NeRV with stem width ``knob``; channels halve per stage after the first, floor knob/4."""
+    plan = plan_grid(height, width)
+    floor = max(4, knob // 4)
+    channels = [knob]
+    for _ in plan.strides[1:]:
+        channels.append(max(channels[-1] // 2, floor))
+    return NeRVConfig(
+        height=height,
+        width=width,
+        frame_count=frame_count,
+        base_h=plan.base_h,
+        base_w=plan.base_w,
+        strides=plan.strides,
+        stem_dim=knob,
+        stem_hidden=min(512, max(64, 2 * knob)),
+        channels=tuple(channels),
+    )
+
+
+@register_model("nerv", NeRVConfig, nerv_sizing, "NeRV: positional encoding → MLP → NeRV blocks")
+class NeRV(nn.Module):
+    """Frame index in, frame out; the whole video lives in the weights."""
+
+    def __init__(self, config: NeRVConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoding = PositionalEncoding(config.pe_levels, config.pe_base)
+        cells = config.base_h * config.base_w
+        self.stem = nn.Sequential(
+            nn.Linear(self.encoding.out_dim, config.stem_hidden),
+            make_activation(config.activation),
+            nn.Linear(config.stem_hidden, config.stem_dim * cells),
+            make_activation(config.activation),
+        )
+        blocks = []
+        in_ch = config.stem_dim
+        for out_ch, stride in zip(config.channels, config.strides, strict=True):
+            blocks.append(NeRVBlock(in_ch, out_ch, stride, config.kernel, config.activation))
+            in_ch = out_ch
+        self.blocks = nn.Sequential(*blocks)
+        self.head = OutputHead(in_ch)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        """``t``: (N,) frame positions in frame units (may be fractional) → (N, 3, H, W)."""
+        cfg = self.config
+        x = self.encoding(t / max(cfg.frame_count - 1, 1))
+        x = self.stem(x).view(-1, cfg.stem_dim, cfg.base_h, cfg.base_w)
+        x = self.head(self.blocks(x))
+        return x[:, :, : cfg.height, : cfg.width]

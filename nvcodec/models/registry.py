@@ -1,0 +1,88 @@
+"""One registry of model variants, keyed by stable string ids stored in ``.nvc`` files.
+
+Ids are part of the file format: never rename or reuse one. A variant registers its module class
+together with its config class and a *sizing rule* (``(frame geometry, width) → config``) so that
+``--size`` can be solved the same way for every model (see :mod:`nvcodec.models.budget`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from nvcodec.errors import UnsupportedModelError
+from nvcodec.models.config import ModelConfig
+
+__all__ = [
+    "ModelSpec",
+    "build_model",
+    "config_from_dict",
+    "get_spec",
+    "model_ids",
+    "register_model",
+]
+
+SizingRule = Callable[[int, int, int, int], ModelConfig]
+"""``(height, width, frame_count, width_knob) -> config``; larger knob → more parameters."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    model_id: str
+    module: type[nn.Module]
+    config: type[ModelConfig]
+    sizing: SizingRule
+    summary: str
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    model_id: str, config: type[ModelConfig], sizing: SizingRule, summary: str
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: ``@register_model("nerv", NeRVConfig, sizing, "...")``."""
+
+    def wrap(module: type[nn.Module]) -> type[nn.Module]:
+        if model_id in _REGISTRY:
+            raise ValueError(f"model id {model_id!r} registered twice")
+        _REGISTRY[model_id] = ModelSpec(model_id, module, config, sizing, summary)
+        return module
+
+    return wrap
+
+
+def _ensure_loaded() -> None:
+    # Importing the variants registers them; done lazily so importing the registry is cheap.
+    from nvcodec.models import nerv  # noqa: F401
+
+
+def model_ids() -> list[str]:
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def get_spec(model_id: str) -> ModelSpec:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[model_id]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UnsupportedModelError(f"unknown model {model_id!r} (known: {known})") from None
+
+
+def config_from_dict(model_id: str, data: Mapping[str, Any]) -> ModelConfig:
+    return get_spec(model_id).config.from_dict(data)
+
+
+def build_model(config: ModelConfig, device: torch.device | str | None = None) -> nn.Module:
+    """Instantiate the module for ``config`` (on ``device``; ``"meta"`` allocates nothing)."""
+    spec = get_spec(config.MODEL_ID)
+    if not isinstance(config, spec.config):
+        raise TypeError(f"{type(config).__name__} is not a {spec.config.__name__}")
+    with torch.device(device or "cpu"):
+        return spec.module(config)

@@ -26,7 +26,7 @@ from nvcodec import __version__
 from nvcodec.compression import TensorStat, encode_tensors
 from nvcodec.decoder import decode_frames
 from nvcodec.device import resolve_device
-from nvcodec.errors import ConfigError, OutputError
+from nvcodec.errors import ConfigError, InputError, OutputError
 from nvcodec.fileformat import NvcFile, StoredVideo, write_nvc
 from nvcodec.io import QualityMetrics, compute_metrics, read_video, yuv420_to_rgb
 from nvcodec.models import build_model, count_parameters, get_spec, solve_config
@@ -115,6 +115,12 @@ def encode(
     begin = time.perf_counter()
 
     reference, info = read_video(src, opts.frames)
+    if opts.frames is not None and opts.frames[1] is not None:
+        start, stop = opts.frames
+        if info.frame_count < stop - start:
+            raise InputError(
+                f"{src} has {start + info.frame_count} frames; range {start}:{stop} is outside it"
+            )
     config = solve_config(opts.model, info.height, info.width, info.frame_count, opts.size)
     rgb = yuv420_to_rgb(reference.y, reference.u, reference.v, info.colour)
     frames = torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))).to(device)

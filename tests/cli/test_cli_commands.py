@@ -1,0 +1,246 @@
+"""Every command through click's CliRunner (and a real subprocess where the pipe matters)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from nvcodec.io import read_video
+
+NVC = [sys.executable, "-m", "cli.main"]
+ROOT = Path(__file__).parent.parent.parent
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.mark.parametrize("cmd", [[], ["encode"], ["decode"], ["info"], ["models"]])
+def test_help(cmd):
+    result = run(*cmd, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from cli.main import main; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_models_lists_nerv():
+    result = run("models")
+    assert result.exit_code == 0
+    assert "nerv" in result.output
+
+
+def test_encode_prints_a_summary_computed_from_the_file(tmp_path, chaplin):
+    out = tmp_path / "c.nvc"
+    result = run(
+        "encode",
+        str(chaplin),
+        "-o",
+        str(out),
+        "--size",
+        "10k",
+        "--epochs",
+        "2",
+        "--frames",
+        "2:6",
+        "--device",
+        "cpu",
+        "--seed",
+        "1",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    assert out.exists()
+    size = out.stat().st_size
+    assert f"{size:,} bytes" in result.stdout
+    assert f"{8 * size / (96 * 72 * 4):.4f} bpp" in result.stdout
+    for word in ("PSNR-YUV 6:1:1", "PSNR-RGB", "MS-SSIM", "train", "decode"):
+        assert word in result.stdout
+
+
+def test_info(small_encode):
+    path, report = small_encode
+    result = run("info", str(path))
+    assert result.exit_code == 0
+    for word in (
+        "nvc format 1.0",
+        "nerv",
+        f"{report.parameters:,} parameters",
+        "tensor_data",
+        "stem.0.weight",
+        "bpp",
+    ):
+        assert word in result.output
+
+
+@pytest.mark.parametrize("name", ["out.y4m", "out.mp4", "frames/%03d.png"])
+def test_decode_outputs(small_encode, tmp_path, name):
+    path, _ = small_encode
+    (tmp_path / "frames").mkdir()
+    out = tmp_path / name
+    result = run("decode", str(path), "-o", str(out), "--frames", "2:5", "-q")
+    assert result.exit_code == 0, result.output
+    if "%" in name:
+        assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
+            "002.png",
+            "003.png",
+            "004.png",
+        ]
+    else:
+        frames, info = read_video(out)
+        assert (frames.count, info.width, info.height) == (3, 96, 72)
+
+
+def test_decode_to_stdout_pipes_y4m(small_encode, tmp_path):
+    path, _ = small_encode
+    y4m = tmp_path / "ref.y4m"
+    assert run("decode", str(path), "-o", str(y4m), "-q").exit_code == 0
+    piped = subprocess.run(
+        [*NVC, "decode", str(path), "-o", "-", "-q"], capture_output=True, check=True, cwd=ROOT
+    )
+    assert piped.stdout == y4m.read_bytes()
+    assert piped.stdout.startswith(b"YUV4MPEG2 W96 H72 F25:1")
+
+
+def test_frame_range_equals_slice_of_full_decode(small_encode, tmp_path):
+    path, _ = small_encode
+    run("decode", str(path), "-o", str(tmp_path / "all.y4m"), "-q")
+    run("decode", str(path), "-o", str(tmp_path / "part.y4m"), "--frames", "5:8", "-q")
+    full, _ = read_video(tmp_path / "all.y4m")
+    part, _ = read_video(tmp_path / "part.y4m")
+    assert np.array_equal(part.y, full.y[5:8])
+
+
+# --- bad input: one line on stderr, non-zero exit, no traceback, no output left behind ---
+
+
+def _zero_frame_video(path: Path) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv420p"
+
+
+def _assert_clean_failure(result, *outputs: Path) -> None:
+    assert result.exit_code != 0
+    assert result.stderr.startswith("Error: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.output
+    for out in outputs:
+        assert not out.exists(), out
+    leftovers = (
+        [p for p in outputs[0].parent.glob("*") if p.name.startswith(".")] if outputs else []
+    )
+    assert not leftovers, leftovers
+
+
+def test_encode_missing_input(tmp_path):
+    out = tmp_path / "x.nvc"
+    result = run("encode", str(tmp_path / "nope.mp4"), "-o", str(out))
+    _assert_clean_failure(result, out)
+    assert "nope.mp4" in result.stderr
+
+
+def test_encode_non_video(tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_bytes(b"this is not a video at all\n" * 50)
+    out = tmp_path / "x.nvc"
+    _assert_clean_failure(run("encode", str(bad), "-o", str(out)), out)
+
+
+def test_encode_zero_frames(tmp_path):
+    empty = tmp_path / "empty.mkv"
+    _zero_frame_video(empty)
+    out = tmp_path / "x.nvc"
+    result = run("encode", str(empty), "-o", str(out))
+    _assert_clean_failure(result, out)
+
+
+def test_encode_output_folder_missing(tmp_path, chaplin):
+    out = tmp_path / "no" / "x.nvc"
+    _assert_clean_failure(run("encode", str(chaplin), "-o", str(out)), out)
+
+
+def test_encode_refuses_to_overwrite_without_y(tmp_path, chaplin):
+    out = tmp_path / "x.nvc"
+    out.write_bytes(b"precious")
+    result = run("encode", str(chaplin), "-o", str(out), "--epochs", "1")
+    assert result.exit_code != 0
+    assert "-y" in result.stderr
+    assert out.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--size", "lots"], "size"),
+        (["--frames", "9:3"], "frame range"),
+        (["--model", "nope"], "unknown model"),
+        (["--device", "tpu"], "device"),
+        (["--frames", "10:99"], "16 frames"),
+    ],
+)
+def test_encode_bad_options(tmp_path, chaplin, args, needle):
+    out = tmp_path / "x.nvc"
+    result = run("encode", str(chaplin), "-o", str(out), "--epochs", "1", *args)
+    _assert_clean_failure(result, out)
+    assert needle in result.stderr
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "future", "empty", "not-nvc"])
+def test_decode_damaged_file(small_encode, tmp_path, damage):
+    path, _ = small_encode
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[len(data) // 3] ^= 0x04
+    elif damage == "future":
+        data[12:14] = (3).to_bytes(2, "little")
+    elif damage == "empty":
+        data = bytearray()
+    else:
+        data = bytearray(b"RIFF....WAVEfmt " + bytes(100))
+    bad = tmp_path / "bad.nvc"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out.y4m"
+    result = run("decode", str(bad), "-o", str(out))
+    _assert_clean_failure(result, out)
+    assert "bad.nvc" in result.stderr
+
+
+def test_decode_missing_file_and_folder(small_encode, tmp_path):
+    path, _ = small_encode
+    out = tmp_path / "out.y4m"
+    _assert_clean_failure(run("decode", str(tmp_path / "none.nvc"), "-o", str(out)), out)
+    out2 = tmp_path / "missing" / "out.y4m"
+    _assert_clean_failure(run("decode", str(path), "-o", str(out2)), out2)
+    _assert_clean_failure(run("decode", str(path), "-o", str(tmp_path / "out.avi2")))
+    _assert_clean_failure(run("info", str(tmp_path / "none.nvc")))
+
+
+def test_real_process_reports_one_line(tmp_path):
+    bad = tmp_path / "bad.nvc"
+    bad.write_bytes(b"\x89NVC\r\n\x1a\n" + bytes(10))
+    proc = subprocess.run(
+        [*NVC, "decode", str(bad), "-o", str(tmp_path / "o.y4m")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error: ")
+    assert proc.stderr.count("\n") == 1
+    assert not (tmp_path / "o.y4m").exists()

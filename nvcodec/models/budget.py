@@ -32,7 +32,7 @@ def parse_size(text: str) -> int:
         raise ConfigError(f"size {text!r}: expected a number like 0.3M or 350k") from None
     if not 1_000 <= value <= 500_000_000:
         raise ConfigError(f"size {text!r}: must be between 1k and 500M parameters")
-    return int(value)
+    return round(value)
 
 
 def solve_config(

@@ -110,7 +110,8 @@ def _check_number(name: str, value: object, kind: object, lo: float, hi: float) 
         if kind is int
         else isinstance(value, int | float) and not isinstance(value, bool)
     )
-    if not ok or not math.isfinite(value) or not lo <= value <= hi:  # type: ignore[arg-type]
+    # Bounds first: a huge JSON int would overflow math.isfinite; NaN fails the comparison.
+    if not ok or not lo <= value <= hi or not math.isfinite(value):  # type: ignore[operator]
         raise ConfigError(
             f"config field {name!r}: {value!r} is not a {kind.__name__} in [{lo}, {hi}]"
         )  # type: ignore[attr-defined]

@@ -62,11 +62,12 @@ class NeRVConfig(ModelConfig):
             raise ConfigError("nerv config: the stride plan pads the frame more than 2×")
 
     def activation_elements(self) -> int:
-        h, w, largest = self.base_h, self.base_w, self.stem_dim * self.base_h * self.base_w
+        h, w = self.base_h, self.base_w
+        largest = max(self.stem_dim * h * w, self.stem_hidden, 2 * self.pe_levels)
         for out_ch, s in zip(self.channels, self.strides, strict=True):
             largest = max(largest, out_ch * s * s * h * w)  # conv output before the shuffle
             h, w = h * s, w * s
-        return max(largest, super().activation_elements())
+        return max(largest, 3 * h * w)  # the head runs on the padded grid before the crop
 
 
 def nerv_sizing(height: int, width: int, frame_count: int, knob: int) -> NeRVConfig:

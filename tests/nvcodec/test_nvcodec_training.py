@@ -1,0 +1,145 @@
+"""Training: the warm-up + cosine schedule and the overfitting loop on a tiny NeRV."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from nvcodec.models import build_model
+from nvcodec.models.nerv import nerv_sizing
+from nvcodec.training import EpochStats, TrainConfig, TrainResult, cosine_with_warmup, train
+
+# --------------------------------------------------------------------------- schedule
+
+
+@pytest.mark.parametrize(("total", "fraction"), [(100, 0.2), (37, 0.1), (10, 0.5), (1000, 0.05)])
+def test_cosine_with_warmup_shape(total: int, fraction: float) -> None:
+    warmup = round(total * fraction)
+    values = [cosine_with_warmup(step, total, fraction) for step in range(total + 1)]
+    assert values[0] > 0.0
+    assert values[0] == pytest.approx(1 / warmup)
+    ramp = values[:warmup]
+    assert all(b > a for a, b in itertools.pairwise(ramp))
+    assert ramp[-1] == pytest.approx(1.0)
+    assert values[warmup] == pytest.approx(1.0)
+    decay = values[warmup:]
+    assert all(b < a for a, b in itertools.pairwise(decay))
+    assert values[total] == pytest.approx(0.0, abs=1e-12)
+    # Halfway through the decay the cosine is at one half.
+    if (total - warmup) % 2 == 0:
+        assert values[warmup + (total - warmup) // 2] == pytest.approx(0.5)
+    assert all(0.0 <= v <= 1.0 for v in values)
+
+
+def test_cosine_with_warmup_floor() -> None:
+    total, floor = 50, 0.1
+    values = [cosine_with_warmup(s, total, 0.2, floor=floor) for s in range(total + 1)]
+    assert values[-1] == pytest.approx(floor)
+    assert min(values[10:]) == pytest.approx(floor)
+    assert all(v >= floor - 1e-12 for v in values[10:])
+    # Past the end it stays at the floor.
+    assert cosine_with_warmup(total + 25, total, 0.2, floor=floor) == pytest.approx(floor)
+
+
+def test_cosine_without_warmup_starts_at_one() -> None:
+    assert cosine_with_warmup(0, 100, 0.0) == 1.0
+    assert cosine_with_warmup(1, 100, 0.0) < 1.0
+    assert cosine_with_warmup(100, 100, 0.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cosine_never_zero_at_step_zero() -> None:
+    for total in (1, 2, 3, 7, 100):
+        for fraction in (0.0, 0.1, 0.5, 0.99, 1.0):
+            assert cosine_with_warmup(0, total, fraction) > 0.0, (total, fraction)
+    assert cosine_with_warmup(0, 0, 0.5) > 0.0
+
+
+def test_cosine_full_warmup() -> None:
+    values = [cosine_with_warmup(s, 10, 1.0) for s in range(10)]
+    assert values == pytest.approx([(s + 1) / 10 for s in range(10)])
+
+
+# --------------------------------------------------------------------------- train
+
+
+HEIGHT, WIDTH, FRAMES = 16, 24, 4
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Tiny convolutions gain nothing from threads and slow down badly on a busy 2-core box.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _frames() -> torch.Tensor:
+    t = torch.arange(float(FRAMES))[:, None, None, None]
+    c = torch.arange(3.0)[None, :, None, None]
+    y = torch.arange(float(HEIGHT))[None, None, :, None]
+    x = torch.arange(float(WIDTH))[None, None, None, :]
+    return (0.5 + 0.4 * torch.sin(x / 5 + t * 0.7 + c) * torch.cos(y / 4)).float()
+
+
+def _model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(nerv_sizing(HEIGHT, WIDTH, FRAMES, 2))
+
+
+def test_train_reduces_loss_and_reports_each_epoch() -> None:
+    model = _model(0)
+    frames = _frames()
+    config = TrainConfig(epochs=30, batch_size=3, lr=5e-3, warmup=0.2, seed=1)
+    seen: list[EpochStats] = []
+    result = train(model, frames, config, callback=seen.append)
+
+    assert [s.epoch for s in seen] == list(range(1, 31))
+    assert all(s.epochs == 30 for s in seen)
+    assert seen[-1].loss < 0.7 * seen[0].loss
+    assert all(math.isfinite(s.loss) and s.loss > 0 for s in seen)
+    assert all(s.psnr == pytest.approx(-10 * math.log10(s.loss)) for s in seen)
+    times = [s.seconds for s in seen]
+    assert times == sorted(times)
+    # The schedule reaches the base lr after warm-up and ends at 0.
+    assert max(s.lr for s in seen) == pytest.approx(config.lr)
+    assert seen[0].lr < config.lr
+    assert seen[-1].lr == pytest.approx(0.0, abs=1e-12)
+
+    assert isinstance(result, TrainResult)
+    assert result.steps == 30 * math.ceil(FRAMES / 3)
+    assert result.final_loss == seen[-1].loss
+    assert result.final_psnr == pytest.approx(-10 * math.log10(result.final_loss))
+    assert result.seconds >= seen[-1].seconds > 0
+    assert not model.training
+
+    # final_loss is the training loss of the last epoch, close to the model's actual error.
+    with torch.no_grad():
+        mse = float(torch.nn.functional.mse_loss(model(torch.arange(float(FRAMES))), frames))
+    assert mse < seen[0].loss
+
+
+def test_train_without_callback_still_reports_final_loss() -> None:
+    result = train(_model(0), _frames(), TrainConfig(epochs=2, batch_size=4, lr=1e-3))
+    assert math.isfinite(result.final_loss)
+    assert result.final_loss > 0
+    assert result.steps == 2
+
+
+def _state_after(seed: int, train_seed: int) -> dict[str, torch.Tensor]:
+    model = _model(seed)
+    train(model, _frames(), TrainConfig(epochs=3, batch_size=2, lr=5e-3, seed=train_seed))
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_train_is_deterministic_for_equal_seeds() -> None:
+    a = _state_after(0, 3)
+    b = _state_after(0, 3)
+    c = _state_after(0, 4)  # same init, different frame order
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)

@@ -25,13 +25,19 @@ def main() -> None:
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, help="Output .nvc file.")
-@click.option("--model", default="nerv", show_default=True, help="Model id (see `nvc models`).")
+@click.option("--model", default="ds-nerv", show_default=True, help="Model id (see `nvc models`).")
 @click.option(
     "--size", default="0.3M", show_default=True, help="Parameter budget, e.g. 0.3M, 350k."
 )
 @click.option("--epochs", default=300, show_default=True, type=int, help="Training epochs.")
 @click.option("--batch-size", default=1, show_default=True, type=int, help="Frames per step.")
-@click.option("--lr", default=1e-3, show_default=True, type=float, help="Peak learning rate.")
+@click.option("--lr", default=None, type=float, help="Peak learning rate [model's recipe].")
+@click.option(
+    "--optimizer",
+    type=click.Choice(["adam", "adan"]),
+    default=None,
+    help="Optimiser [model's recipe: Adan for ds-nerv, Adam for nerv].",
+)
 @click.option("--bits", default=8, show_default=True, type=int, help="Quantisation bit depth.")
 @click.option("--frames", "frame_range", default=None, help="Part of the clip, A:B (half-open).")
 @click.option(
@@ -51,7 +57,8 @@ def encode(
     size: str,
     epochs: int,
     batch_size: int,
-    lr: float,
+    lr: float | None,
+    optimizer: str | None,
     bits: int,
     frame_range: str | None,
     device: str,
@@ -71,6 +78,7 @@ def encode(
         size=parse_size(size),
         epochs=epochs,
         batch_size=batch_size,
+        optimizer=optimizer,
         lr=lr,
         bits=bits,
         seed=seed,

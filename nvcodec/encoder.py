@@ -29,9 +29,16 @@ from nvcodec.device import resolve_device
 from nvcodec.errors import ConfigError, InputError, OutputError
 from nvcodec.fileformat import NvcFile, StoredVideo, write_nvc
 from nvcodec.io import QualityMetrics, compute_metrics, read_video, yuv420_to_rgb
-from nvcodec.models import build_model, count_parameters, get_spec, solve_config
+from nvcodec.models import (
+    build_model,
+    count_parameters,
+    get_spec,
+    solve_config,
+    training_defaults,
+)
 from nvcodec.ranges import FrameRange
 from nvcodec.training import EpochStats, TrainConfig, train
+from nvcodec.training.loop import OPTIMIZERS
 
 __all__ = ["EncodeOptions", "EncodeReport", "encode"]
 
@@ -40,12 +47,13 @@ __all__ = ["EncodeOptions", "EncodeReport", "encode"]
 class EncodeOptions:
     """Everything that decides the output file; built once at the edge (CLI or caller)."""
 
-    model: str = "nerv"
+    model: str = "ds-nerv"
     size: int = 300_000  # parameter budget for the whole stored model
     epochs: int = 300
     batch_size: int = 1
-    lr: float = 1e-3
-    warmup: float = 0.2
+    optimizer: str | None = None  # None: the model's own recipe (DS-NeRV: Adan; NeRV: Adam)
+    lr: float | None = None
+    warmup: float | None = None
     bits: int = 8
     seed: int = 0
     device: str = "auto"
@@ -58,12 +66,34 @@ class EncodeOptions:
             raise ConfigError(f"epochs must be in [1, 100000], got {self.epochs}")
         if not 1 <= self.batch_size <= 4096:
             raise ConfigError(f"batch size must be in [1, 4096], got {self.batch_size}")
-        if not 0 < self.lr < 1:
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer {self.optimizer!r}: expected one of {OPTIMIZERS}")
+        if self.lr is not None and not 0 < self.lr < 1:
             raise ConfigError(f"learning rate must be in (0, 1), got {self.lr}")
-        if not 0 <= self.warmup < 1:
+        if self.warmup is not None and not 0 <= self.warmup < 1:
             raise ConfigError(f"warm-up fraction must be in [0, 1), got {self.warmup}")
         if not 2 <= self.bits <= 16:
             raise ConfigError(f"bits must be in [2, 16], got {self.bits}")
+
+    def train_config(self) -> TrainConfig:
+        """The model's recipe with this encode's overrides applied."""
+        recipe = training_defaults(self.model)
+        optimizer = self.optimizer or recipe.get("optimizer", "adam")
+        betas = tuple(recipe.get("betas", ()))
+        if optimizer != recipe.get("optimizer"):
+            betas = (0.98, 0.92, 0.99) if optimizer == "adan" else (0.9, 0.999)
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=optimizer,
+            lr=self.lr if self.lr is not None else recipe.get("lr", 1e-3),
+            warmup=self.warmup if self.warmup is not None else recipe.get("warmup", 0.2),
+            betas=betas or (0.9, 0.999),
+            weight_decay=recipe.get("weight_decay", 0.0)
+            if optimizer == recipe.get("optimizer")
+            else 0.0,
+            seed=self.seed,
+        )
 
 
 @dataclass(frozen=True)
@@ -128,13 +158,7 @@ def encode(
 
     torch.manual_seed(opts.seed)
     model = build_model(config, device=device)
-    train_cfg = TrainConfig(
-        epochs=opts.epochs,
-        batch_size=opts.batch_size,
-        lr=opts.lr,
-        warmup=opts.warmup,
-        seed=opts.seed,
-    )
+    train_cfg = opts.train_config()
     result = train(model, frames, train_cfg, progress)
     times["train"] = result.seconds
     del frames
@@ -157,7 +181,8 @@ def encode(
             "version": __version__,
             "epochs": opts.epochs,
             "batch_size": opts.batch_size,
-            "lr": opts.lr,
+            "optimizer": train_cfg.optimizer,
+            "lr": train_cfg.lr,
             "seed": opts.seed,
             "source_frames": [opts.frames[0] if opts.frames else 0, info.frame_count],
         },

@@ -2,7 +2,13 @@
 
 from nvcodec.models.budget import count_parameters, parse_size, solve_config
 from nvcodec.models.config import ModelConfig
-from nvcodec.models.registry import build_model, config_from_dict, get_spec, model_ids
+from nvcodec.models.registry import (
+    build_model,
+    config_from_dict,
+    get_spec,
+    model_ids,
+    training_defaults,
+)
 
 __all__ = [
     "ModelConfig",
@@ -13,4 +19,5 @@ __all__ = [
     "model_ids",
     "parse_size",
     "solve_config",
+    "training_defaults",
 ]

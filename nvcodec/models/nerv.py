@@ -13,7 +13,9 @@ size works.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -93,6 +95,11 @@ def nerv_sizing(height: int, width: int, frame_count: int, knob: int) -> NeRVCon
 @register_model("nerv", NeRVConfig, nerv_sizing, "NeRV: positional encoding → MLP → NeRV blocks")
 class NeRV(nn.Module):
     """Frame index in, frame out; the whole video lives in the weights."""
+
+    TRAINING_DEFAULTS: ClassVar[Mapping[str, Any]] = MappingProxyType(
+        {"optimizer": "adam", "lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.0, "warmup": 0.2}
+    )
+    """Adam with cosine decay and 20% warm-up as in the NeRV/HNeRV reference training."""
 
     def __init__(self, config: NeRVConfig) -> None:
         super().__init__()

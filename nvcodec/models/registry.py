@@ -58,7 +58,7 @@ def register_model(
 
 def _ensure_loaded() -> None:
     # Importing the variants registers them; done lazily so importing the registry is cheap.
-    from nvcodec.models import nerv  # noqa: F401
+    from nvcodec.models import dsnerv, nerv  # noqa: F401
 
 
 def model_ids() -> list[str]:
@@ -73,6 +73,11 @@ def get_spec(model_id: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
         raise UnsupportedModelError(f"unknown model {model_id!r} (known: {known})") from None
+
+
+def training_defaults(model_id: str) -> dict[str, Any]:
+    """The model's own training recipe (optimizer, lr, betas, weight decay, warm-up)."""
+    return dict(getattr(get_spec(model_id).module, "TRAINING_DEFAULTS", {}))
 
 
 def config_from_dict(model_id: str, data: Mapping[str, Any]) -> ModelConfig:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nvcodec.training.adan import Adan
 from nvcodec.training.schedule import cosine_with_warmup
 
 __all__ = ["EpochStats", "TrainConfig", "TrainResult", "train", "train_epoch", "train_step"]
@@ -26,9 +27,10 @@ class TrainConfig:
 
     epochs: int = 100
     batch_size: int = 1
+    optimizer: str = "adam"  # "adam" or "adan"
     lr: float = 1e-3
     warmup: float = 0.2
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, ...] = (0.9, 0.999)  # two for Adam, three for Adan
     weight_decay: float = 0.0
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU where it does not help
@@ -93,13 +95,26 @@ def train_epoch(
     return total / count
 
 
+OPTIMIZERS = ("adam", "adan")
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam over the model's parameter groups (a model may give some parameters a larger lr)."""
+    """Adam or Adan over the model's parameter groups (a model may give some a larger lr)."""
     groups_fn = getattr(model, "parameter_groups", None)
     groups = groups_fn(config.lr) if groups_fn else [{"params": list(model.parameters())}]
-    return torch.optim.Adam(
-        groups, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-    )
+    if config.optimizer == "adam":
+        if len(config.betas) != 2:
+            raise ValueError(f"Adam needs two betas, got {config.betas}")
+        b1, b2 = config.betas
+        return torch.optim.Adam(
+            groups, lr=config.lr, betas=(b1, b2), weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adan":
+        if len(config.betas) != 3:
+            raise ValueError(f"Adan needs three betas, got {config.betas}")
+        b1, b2, b3 = config.betas
+        return Adan(groups, lr=config.lr, betas=(b1, b2, b3), weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r} (known: {', '.join(OPTIMIZERS)})")
 
 
 def train(

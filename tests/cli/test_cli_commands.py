@@ -34,10 +34,11 @@ def test_help_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-def test_models_lists_nerv():
+def test_models_lists_both_models():
     result = run("models")
     assert result.exit_code == 0
-    assert "nerv" in result.output
+    assert "nerv " in result.output
+    assert "ds-nerv" in result.output
 
 
 def test_encode_prints_a_summary_computed_from_the_file(tmp_path, chaplin):
@@ -77,7 +78,9 @@ def test_info(small_encode):
         "nerv",
         f"{report.parameters:,} parameters",
         "tensor_data",
-        "stem.0.weight",
+        "static_codes",
+        "dynamic_codes",
+        "ds-nerv",
         "bpp",
     ):
         assert word in result.output

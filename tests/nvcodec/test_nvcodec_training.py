@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -67,15 +66,6 @@ def test_cosine_full_warmup() -> None:
 
 
 HEIGHT, WIDTH, FRAMES = 16, 24, 4
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny convolutions gain nothing from threads and slow down badly on a busy 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _frames() -> torch.Tensor:

@@ -100,6 +100,12 @@ def encode(
     help="OUT.y4m, OUT.mp4/.mkv (x264, high quality), DIR/%05d.png, or - (Y4M on stdout).",
 )
 @click.option("--frames", "frame_range", default=None, help="Decode only A:B (half-open).")
+@click.option(
+    "--fps",
+    default=None,
+    help="Output frame rate: 2x, 1.5x, 48, 30000/1001. Frames between stored ones are "
+    "rendered by the model (ds-nerv, nerv).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
@@ -108,6 +114,7 @@ def decode(
     input_path: str,
     output: str,
     frame_range: str | None,
+    fps: str | None,
     device: str,
     overwrite: bool,
     quiet: bool,
@@ -120,14 +127,16 @@ def decode(
         input_path,
         output,
         frames=parse_frame_range(frame_range) if frame_range else None,
+        fps=fps,
         device=device,
         overwrite=overwrite,
     )
     if not quiet:
-        fps = report.frames / report.seconds if report.seconds > 0 else float("inf")
+        speed = report.frames / report.seconds if report.seconds > 0 else float("inf")
         click.echo(
-            f"decoded {report.frames} frames ({report.start}:{report.start + report.frames}) "
-            f"to {output} in {report.seconds:.2f} s ({fps:.1f} fps, {report.device})",
+            f"decoded {report.frames} frames (stored {report.start}:{report.stop}, "
+            f"{report.fps:g} fps) to {output} in {report.seconds:.2f} s "
+            f"({speed:.1f} frames/s, {report.device})",
             err=True,
         )
 

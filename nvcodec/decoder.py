@@ -22,10 +22,11 @@ from torch import nn
 from bitstream import MalformedFileError
 from nvcodec.compression import decode_tensors
 from nvcodec.device import resolve_device
+from nvcodec.errors import ConfigError
 from nvcodec.fileformat import NvcFile, read_nvc
 from nvcodec.io import Yuv420Frames, check_output, open_writer, rgb_to_yuv420
 from nvcodec.models import build_model
-from nvcodec.ranges import FrameRange, resolve_range
+from nvcodec.ranges import FrameRange, output_positions, parse_fps, resolve_range
 
 __all__ = ["DecodeReport", "LoadedModel", "decode", "decode_frames", "load_model", "render"]
 
@@ -48,8 +49,10 @@ class LoadedModel:
 @dataclass(frozen=True)
 class DecodeReport:
     output: str
-    frames: int
-    start: int
+    frames: int  # frames written
+    start: int  # first stored frame of the range
+    stop: int  # end of the range (exclusive), in stored frames
+    fps: float  # output frame rate
     seconds: float
     device: str
 
@@ -106,26 +109,43 @@ def decode(
     output: str,
     *,
     frames: FrameRange | None = None,
+    fps: str | None = None,
     device: str = "auto",
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> DecodeReport:
-    """Decode ``path`` to ``output`` (``.y4m``, ``.mp4``/``.mkv``, ``DIR/%05d.png`` or ``-``)."""
+    """Decode ``path`` to ``output`` (``.y4m``, ``.mp4``/``.mkv``, ``DIR/%05d.png`` or ``-``).
+
+    ``frames`` selects stored frames ``[A, B)``; ``fps`` (``"2x"``, ``"48"``) renders that range
+    at another frame rate by evaluating the model between stored frames (models whose codes are
+    continuous in time only: DS-NeRV, NeRV).
+    """
     begin = time.perf_counter()
     check_output(output, overwrite=overwrite)
     loaded = load_model(path, device)
     video = loaded.nvc.video
     start, stop = resolve_range(frames, video.frame_count, loaded.name)
+    rate = video.fps
     positions = [float(i) for i in range(start, stop)]
+    first_number = start
+    if fps is not None:
+        rate = parse_fps(fps, video.fps)
+        if rate != video.fps and not getattr(loaded.model, "INTERPOLATES", False):
+            raise ConfigError(
+                f"{loaded.name}: model {loaded.nvc.model_id} stores one embedding per frame and "
+                "cannot render frames between them; --fps is unavailable for it"
+            )
+        positions = output_positions(start, stop, video.fps, rate)
+        first_number = round(start * rate / video.fps)
     done = 0
     with open_writer(
         output,
         width=video.width,
         height=video.height,
-        fps=video.fps,
+        fps=rate,
         colour=video.colour,
         overwrite=overwrite,
-        first_number=start,
+        first_number=first_number,
     ) as writer:
         for batch in render(loaded, positions):
             writer.write(batch)
@@ -136,6 +156,8 @@ def decode(
         output=output,
         frames=len(positions),
         start=start,
+        stop=stop,
+        fps=float(rate),
         seconds=time.perf_counter() - begin,
         device=str(loaded.device),
     )

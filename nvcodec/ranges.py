@@ -1,10 +1,15 @@
-"""Frame ranges and device names as users type them (``--frames 10:20``, ``--device auto``)."""
+"""Frame ranges and frame rates as users type them (``--frames 10:20``, ``--fps 2x``)."""
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 from nvcodec.errors import ConfigError
 
-__all__ = ["FrameRange", "parse_frame_range", "resolve_range"]
+__all__ = ["FrameRange", "output_positions", "parse_fps", "parse_frame_range", "resolve_range"]
+
+MAX_OUTPUT_FPS = 1000
 
 FrameRange = tuple[int, int | None]
 """Half-open ``(start, stop)`` in frame indices; ``stop=None`` means to the end."""
@@ -38,3 +43,28 @@ def resolve_range(frames: FrameRange | None, count: int, what: str) -> tuple[int
     if not 0 <= start < stop <= count:
         raise ConfigError(f"{what} has {count} frames; range {start}:{stop} is outside it")
     return start, stop
+
+
+def parse_fps(text: str, source: Fraction) -> Fraction:
+    """``"2x"`` / ``"1.5x"`` (a multiple of the source rate), ``"48"``, ``"30000/1001"``."""
+    s = text.strip().lower()
+    try:
+        rate = source * Fraction(s[:-1]) if s.endswith("x") else Fraction(s)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"fps {text!r}: expected a rate like 48 or 30000/1001, or 2x") from None
+    if not 0 < rate <= MAX_OUTPUT_FPS:
+        raise ConfigError(f"fps {text!r}: the output rate must be in (0, {MAX_OUTPUT_FPS}]")
+    return rate.limit_denominator(1_000_000)
+
+
+def output_positions(start: int, stop: int, source: Fraction, output: Fraction) -> list[float]:
+    """Source-frame positions of the output frames covering source frames ``[start, stop)``.
+
+    Output frame ``k`` shows time ``start/source + k/output``, i.e. position
+    ``start + k·source/output``; the duration is kept, so ``2x`` over ``T`` frames gives ``2T``
+    frames (the last one at ``T - 0.5`` is clamped to the last stored frame).
+    """
+    step = source / output
+    count = math.ceil((stop - start) / step)
+    last = stop - 1
+    return [float(min(start + k * step, last)) for k in range(count)]

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -75,6 +75,9 @@ __all__ = [
     "plan_codes",
     "sample_codes",
 ]
+
+
+CODE_KINDS = ("both", "static", "dynamic")
 
 
 def code_count(frame_count: int, rate: float) -> int:
@@ -106,6 +109,8 @@ class DSNeRVConfig(ModelConfig):
     )
     kernel: int = dataclasses.field(default=3, metadata=bounds(1, 7))
     activation: str = dataclasses.field(default="gelu", metadata={"choices": ACTIVATIONS})
+    # "both" is DS-NeRV; "static"/"dynamic" are the paper's ablations (one code kind only)
+    codes: str = dataclasses.field(default="both", metadata={"choices": CODE_KINDS})
 
     def validate(self) -> None:
         super().validate()
@@ -212,7 +217,9 @@ def plan_codes(
     return min(fits, key=lambda p: (p.padding_ratio(height, width), *(-v for v in preference(p))))
 
 
-def dsnerv_sizing(height: int, width: int, frame_count: int, knob: int) -> DSNeRVConfig:
+def dsnerv_sizing(
+    height: int, width: int, frame_count: int, knob: int, codes: str = "both"
+) -> DSNeRVConfig:
     """DS-NeRV with fusion width ``knob``: ``dims = min(64, knob)``, decoder channels ÷1.2/stage."""
     plan = plan_codes(height, width)
     channels = tuple(max(4, round(knob / 1.2 ** (k + 1))) for k in range(len(plan.strides)))
@@ -227,6 +234,7 @@ def dsnerv_sizing(height: int, width: int, frame_count: int, knob: int) -> DSNeR
         fusion_dim=knob,
         strides=plan.strides,
         channels=channels,
+        codes=codes,
     )
 
 
@@ -282,6 +290,9 @@ class CrossChannelAttention(nn.Module):
 class DSNeRV(nn.Module):
     """Frame position in, frame out; the video lives in the codes and the decoder weights."""
 
+    INTERPOLATES: ClassVar[bool] = True
+    """Continuous in time: frames between stored ones can be rendered (``--fps``)."""
+
     TRAINING_DEFAULTS: ClassVar[Mapping[str, Any]] = MappingProxyType(
         {
             "optimizer": "adan",
@@ -299,21 +310,35 @@ class DSNeRV(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.static_codes = nn.Parameter(
-            torch.randn(c.static_count, c.static_dim, c.static_h, c.static_w)
-        )
-        self.dynamic_codes = nn.Parameter(
-            torch.randn(c.dynamic_count, c.dynamic_dim, c.dynamic_h, c.dynamic_w)
-        )
-        static_blocks = []
-        in_ch = c.static_dim
-        for stride in c.static_strides:
-            static_blocks.append(
-                NeRVBlock(in_ch, c.fusion_dim, stride, c.static_kernel, c.activation)
+        self.static_codes: nn.Parameter | None = None
+        self.dynamic_codes: nn.Parameter | None = None
+        self.static_blocks: nn.Sequential | None = None
+        self.fusion: CrossChannelAttention | None = None
+        self.lift: nn.Conv2d | None = None
+        if c.codes in ("both", "static"):
+            self.static_codes = nn.Parameter(
+                torch.randn(c.static_count, c.static_dim, c.static_h, c.static_w)
             )
-            in_ch = c.fusion_dim
-        self.static_blocks = nn.Sequential(*static_blocks)
-        self.fusion = CrossChannelAttention(c.fusion_dim, c.dynamic_dim, c.cca_kernel)
+            static_blocks = []
+            in_ch = c.static_dim
+            for stride in c.static_strides:
+                static_blocks.append(
+                    NeRVBlock(in_ch, c.fusion_dim, stride, c.static_kernel, c.activation)
+                )
+                in_ch = c.fusion_dim
+            self.static_blocks = nn.Sequential(*static_blocks)
+        if c.codes in ("both", "dynamic"):
+            self.dynamic_codes = nn.Parameter(
+                torch.randn(c.dynamic_count, c.dynamic_dim, c.dynamic_h, c.dynamic_w)
+            )
+        if c.codes == "both":
+            self.fusion = CrossChannelAttention(c.fusion_dim, c.dynamic_dim, c.cca_kernel)
+        elif c.codes == "dynamic":
+            # ablation without static codes: lift the dynamic code to the fusion width
+            self.lift = nn.Conv2d(
+                c.dynamic_dim, c.fusion_dim, c.cca_kernel, padding=c.cca_kernel // 2
+            )
+        in_ch = c.fusion_dim
         blocks = []
         for out_ch, stride in zip(c.channels, c.strides, strict=True):
             blocks.append(NeRVBlock(in_ch, out_ch, stride, c.kernel, c.activation))
@@ -321,21 +346,54 @@ class DSNeRV(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.head = OutputHead(in_ch)
 
-    def codes(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Static and dynamic codes for frame positions ``t`` (eqs. 1–4)."""
+    def codes(self, t: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Static and dynamic codes for frame positions ``t`` (eqs. 1–4); None if ablated."""
         T = self.config.frame_count
-        return sample_codes(self.static_codes, t, T), sample_codes(self.dynamic_codes, t, T)
+        static = sample_codes(self.static_codes, t, T) if self.static_codes is not None else None
+        dynamic = sample_codes(self.dynamic_codes, t, T) if self.dynamic_codes is not None else None
+        return static, dynamic
+
+    def fused(self, t: torch.Tensor) -> torch.Tensor:
+        """The feature map on the dynamic grid that the decoder blocks upsample."""
+        static, dynamic = self.codes(t)
+        if static is not None:
+            assert self.static_blocks is not None
+            feature = self.static_blocks(static)
+            if self.fusion is None:
+                return feature
+            assert dynamic is not None
+            return self.fusion(feature, dynamic)
+        assert dynamic is not None
+        assert self.lift is not None
+        return self.lift(dynamic)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         """``t``: (N,) frame positions in frame units (may be fractional) → (N, 3, H, W)."""
-        static, dynamic = self.codes(t)
-        x = self.fusion(self.static_blocks(static), dynamic)
-        x = self.head(self.blocks(x))
+        x = self.head(self.blocks(self.fused(t)))
         return x[:, :, : self.config.height, : self.config.width]
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
         """Decoder at ``lr``; static and dynamic codes at ``10·lr`` (paper, sec. 4.1)."""
-        codes = [self.static_codes, self.dynamic_codes]
+        codes = [p for p in (self.static_codes, self.dynamic_codes) if p is not None]
         ids = {id(p) for p in codes}
         decoder = [p for p in self.parameters() if id(p) not in ids]
         return [{"params": decoder}, {"params": codes, "lr": self.CODE_LR_SCALE * lr}]
+
+
+def _ablation(codes: str) -> Callable[[int, int, int, int], DSNeRVConfig]:
+    return lambda h, w, t, knob: dsnerv_sizing(h, w, t, knob, codes=codes)
+
+
+# The paper's ablations as their own ids, so `--model` and the comparison benchmark reach them.
+register_model(
+    "ds-nerv-static",
+    DSNeRVConfig,
+    _ablation("static"),
+    "DS-NeRV ablation: static codes only (no dynamic codes, no fusion)",
+)(DSNeRV)
+register_model(
+    "ds-nerv-dynamic",
+    DSNeRVConfig,
+    _ablation("dynamic"),
+    "DS-NeRV ablation: dynamic codes only (no static codes, no fusion)",
+)(DSNeRV)

@@ -96,6 +96,9 @@ def nerv_sizing(height: int, width: int, frame_count: int, knob: int) -> NeRVCon
 class NeRV(nn.Module):
     """Frame index in, frame out; the whole video lives in the weights."""
 
+    INTERPOLATES: ClassVar[bool] = True
+    """Continuous in time: frames between stored ones can be rendered (``--fps``)."""
+
     TRAINING_DEFAULTS: ClassVar[Mapping[str, Any]] = MappingProxyType(
         {"optimizer": "adam", "lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.0, "warmup": 0.2}
     )

@@ -245,3 +245,19 @@ def test_encode_decode_round_trip(tmp_path: Path) -> None:
     assert report.parameters <= 30_000
     decoded = nvcodec.decode_frames(out)
     assert decoded.y.shape == (16, 72, 96)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "has_static", "has_dynamic"),
+    [("ds-nerv", True, True), ("ds-nerv-static", True, False), ("ds-nerv-dynamic", False, True)],
+)
+def test_ablations_store_only_their_code_kind(model_id, has_static, has_dynamic):
+    from nvcodec.models import build_model, solve_config
+
+    config = solve_config(model_id, 24, 40, 12, 20_000)
+    names = {name for name, _ in build_model(config).named_parameters()}
+    assert ("static_codes" in names) is has_static
+    assert ("dynamic_codes" in names) is has_dynamic
+    assert any(n.startswith("fusion.") for n in names) is (has_static and has_dynamic)
+    out = build_model(config)(torch.tensor([0.0, 5.5, 11.0]))
+    assert out.shape == (3, 3, 24, 40)

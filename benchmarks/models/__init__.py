@@ -1,0 +1,1 @@
+"""Model comparison at equal parameter budgets (the DS-NeRV paper's table, scaled to a CPU)."""

@@ -1,0 +1,3 @@
+from benchmarks.models.run import main
+
+main()

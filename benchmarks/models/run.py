@@ -1,0 +1,195 @@
+"""Compare models at equal parameter budgets and equal epochs, PSNR measured from real files.
+
+    python -m benchmarks.models CLIP --models nerv,ds-nerv,ds-nerv-static,ds-nerv-dynamic \\
+        --sizes 0.1M,0.2M --epochs 100 --scale 4 --out benchmarks/results/models
+
+Each (model, size) is a real ``nvcodec.encode`` of the clip (downscaled by ``--scale`` with a
+2×2 mean per yuv420p plane and written losslessly to a temporary Y4M, so the reference is exact);
+quality is what the standalone decoder produces from the ``.nvc`` file. Results are cached as
+one JSON per point (``--force`` recomputes) and summarised in ``results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _downscale(plane: np.ndarray, factor: int) -> np.ndarray:
+    t, h, w = plane.shape
+    h2, w2 = h // factor, w // factor
+    x = plane[:, : h2 * factor, : w2 * factor].astype(np.float64)
+    return np.rint(x.reshape(t, h2, factor, w2, factor).mean(axis=(2, 4))).astype(np.uint8)
+
+
+def prepare_clip(clip: Path, scale: int, frames: tuple[int, int | None] | None, out: Path) -> Path:
+    """Write the (downscaled) clip as a lossless Y4M that every encode reads."""
+    from nvcodec.io import Yuv420Frames, open_writer, read_video
+
+    yuv, info = read_video(clip, frames)
+    if scale > 1:
+        yuv = Yuv420Frames(*(_downscale(p, scale) for p in (yuv.y, yuv.u, yuv.v)))
+    with open_writer(
+        str(out),
+        width=yuv.width,
+        height=yuv.height,
+        fps=Fraction(info.fps),
+        colour=info.colour,
+        overwrite=True,
+    ) as writer:
+        writer.write(yuv)
+    return out
+
+
+def run_point(source: Path, model: str, size: int, args: argparse.Namespace, work: Path) -> dict:
+    from nvcodec import EncodeOptions, encode
+    from nvcodec.io import read_video
+    from nvcodec.models import count_parameters, solve_config
+
+    options = EncodeOptions(
+        model=model,
+        size=size,
+        epochs=args.epochs,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        overwrite=True,
+    )
+    nvc = work / f"{model}-{size}.nvc"
+    report = encode(source, nvc, options)
+    _, info = read_video(source)
+    config = solve_config(model, info.height, info.width, info.frame_count, size)
+    row: dict[str, Any] = {
+        "model": model,
+        "budget": size,
+        "parameters": count_parameters(config),
+        "bytes": report.bytes,
+        "bpp": report.bpp,
+        "psnr_rgb": report.metrics.psnr_rgb,
+        "psnr_yuv": report.metrics.psnr_yuv,
+        "psnr_y": report.metrics.psnr_y,
+        "ms_ssim": report.metrics.ms_ssim,
+        "train_psnr_float": report.train_psnr,
+        "epochs": args.epochs,
+        "train_s": report.seconds["train"],
+        "decode_fps": info.frame_count / report.seconds["decode"],
+        "device": report.device,
+        "config": config.to_dict(),
+        "recipe": options.train_config().__dict__,
+        "per_frame_psnr_rgb": report.metrics.per_frame["psnr_rgb"],
+    }
+    try:
+        from nvcodec.models.complexity import macs_per_pixel
+
+        row["macs_per_pixel"] = macs_per_pixel(config)
+    except ImportError:  # complexity counting not available in this build
+        row["macs_per_pixel"] = None
+    return row
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    lines = [
+        f"# Model comparison on `{meta['clip']}`",
+        "",
+        f"{meta['width']}×{meta['height']}, {meta['frames']} frames (scale 1/{meta['scale']}), "
+        f"{meta['epochs']} epochs, seed {meta['seed']}, device {meta['device']}, "
+        f"torch {meta['torch']}, {meta['machine']}.",
+        "Every PSNR is measured on frames decoded from the written `.nvc` file against the "
+        "yuv420p reference; bpp is the file size. Each model trains with its own recipe "
+        "(DS-NeRV: Adan lr 7e-3, codes 10×; NeRV: Adam lr 1e-3).",
+        "",
+        f"Reproduce: `{meta['command']}`",
+        "",
+        "| budget | model | params | MACs/px | bytes | bpp | PSNR-RGB | PSNR-YUV 6:1:1 | MS-SSIM "
+        "| train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["budget"], r["model"])):
+        macs = f"{r['macs_per_pixel']:,.0f}" if r.get("macs_per_pixel") else "–"
+        ms = f"{r['ms_ssim']:.4f}" if r["ms_ssim"] is not None else "–"
+        lines.append(
+            f"| {r['budget'] / 1e6:g}M | {r['model']} | {r['parameters']:,} | {macs} "
+            f"| {r['bytes']:,} | {r['bpp']:.4f} | {r['psnr_rgb']:.2f} | {r['psnr_yuv']:.2f} "
+            f"| {ms} | {r['train_s']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    from nvcodec.models import parse_size
+    from nvcodec.ranges import parse_frame_range
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.models", description=__doc__)
+    p.add_argument("clip", type=Path)
+    p.add_argument("--models", default="nerv,ds-nerv,ds-nerv-static,ds-nerv-dynamic")
+    p.add_argument("--sizes", default="0.1M,0.2M")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--scale", type=int, default=4, help="downscale factor (2×2 means)")
+    p.add_argument("--frames", default=None, help="A:B of the source clip")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/models"))
+    p.add_argument("--force", action="store_true", help="recompute cached points")
+    args = p.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    frames = parse_frame_range(args.frames) if args.frames else None
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        source = prepare_clip(args.clip, args.scale, frames, work / "source.y4m")
+        from nvcodec.io import read_video
+
+        _, info = read_video(source)
+        for size in sizes:
+            for model in models:
+                cache = (
+                    args.out / f"{args.clip.stem}-s{args.scale}-{model}-{size}-e{args.epochs}.json"
+                )
+                if cache.exists() and not args.force:
+                    rows.append(json.loads(cache.read_text()))
+                    print(f"cached {cache.name}", file=sys.stderr)
+                    continue
+                t0 = time.perf_counter()
+                row = run_point(source, model, size, args, work)
+                row["wall_s"] = time.perf_counter() - t0
+                cache.write_text(json.dumps(row, indent=1))
+                rows.append(row)
+                print(
+                    f"{model:16s} {size:>9,} {row['bpp']:.4f} bpp {row['psnr_rgb']:.2f} dB RGB "
+                    f"({row['wall_s']:.0f} s)",
+                    file=sys.stderr,
+                )
+    meta = {
+        "clip": args.clip.name,
+        "width": info.width,
+        "height": info.height,
+        "frames": info.frame_count,
+        "scale": args.scale,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "device": rows[0]["device"] if rows else args.device,
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "command": "python -m benchmarks.models "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    (args.out / "results.md").write_text(markdown(rows, meta))
+    print((args.out / "results.md").read_text())

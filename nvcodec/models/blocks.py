@@ -6,6 +6,8 @@
 * :class:`OutputHead` — conv to RGB and ``(tanh + 1) / 2`` so outputs live in [0, 1].
 * :func:`plan_grid` — picks a base grid and strides for an arbitrary W×H so that the stack's
   output covers the frame with little padding (the model crops back to W×H).
+* :class:`GatedMLP` — GLU-style MLP ``W_o(act(W_g x) ⊙ W_v x)`` (NeRV++'s stem).
+* :func:`xavier_init_` — Xavier-uniform weights and zero biases for every conv/linear layer.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from torch import nn
 
 __all__ = [
     "ACTIVATIONS",
+    "GatedMLP",
     "GridPlan",
     "NeRVBlock",
     "OutputHead",
     "PositionalEncoding",
     "make_activation",
     "plan_grid",
+    "xavier_init_",
 ]
 
 ACTIVATIONS = ("gelu", "silu", "relu")
@@ -123,3 +127,35 @@ def plan_grid(
     if good:
         return max(good, key=lambda p: (p.scale, -len(p.strides)))
     return min(candidates, key=lambda p: (p.padding_ratio(height, width), -p.scale))
+
+
+class GatedMLP(nn.Module):
+    """Gated (GLU-style) MLP: ``W_o(act(W_g x) ⊙ W_v x)``.
+
+    Two input projections of width ``hidden`` (gate and value), their elementwise product, and an
+    output projection; biases everywhere. The output is linear (no trailing activation), so a
+    caller that wants one adds it. Input ``(N, in_dim)`` → ``(N, out_dim)``.
+    """
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, act: str) -> None:
+        super().__init__()
+        self.gate = nn.Linear(in_dim, hidden)
+        self.value = nn.Linear(in_dim, hidden)
+        self.out = nn.Linear(hidden, out_dim)
+        self.act = make_activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.gate(x)) * self.value(x))
+
+
+def xavier_init_(module: nn.Module) -> nn.Module:
+    """Xavier-uniform weights and zero biases for every ``Conv*d`` and ``Linear`` in ``module``.
+
+    In place; returns ``module``. Other parameters (e.g. learned codes) are left alone.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module

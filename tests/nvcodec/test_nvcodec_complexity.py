@@ -1,0 +1,67 @@
+"""Decoder MACs per pixel, counted from the model's own conv/linear layers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nvcodec.models import model_ids, solve_config
+from nvcodec.models.complexity import layer_macs, macs_per_pixel, total_macs
+from nvcodec.models.nerv import NeRVConfig
+from nvcodec.models.nervpp import nervpp_sizing
+
+
+def test_tiny_nerv_matches_hand_count() -> None:
+    cfg = NeRVConfig(
+        height=7,  # cropped from the padded 8×8 grid: padded work counts against real pixels
+        width=8,
+        frame_count=4,
+        base_h=2,
+        base_w=2,
+        strides=(2, 2),
+        stem_dim=4,
+        stem_hidden=8,
+        channels=(4, 2),
+        kernel=3,
+        pe_levels=2,
+    )
+    stem = 8 * 4 + (4 * 2 * 2) * 8  # Linear(4 → 8), Linear(8 → 4·2·2)
+    block1 = (4 * 4) * (2 * 2) * 4 * 9  # conv 4 → 4·2² at 2×2, 3×3
+    block2 = (2 * 4) * (4 * 4) * 4 * 9  # conv 4 → 2·2² at 4×4, 3×3
+    head = 3 * (8 * 8) * 2 * 9  # conv 2 → 3 at 8×8, 3×3
+    expected = stem + block1 + block2 + head
+    assert total_macs(cfg) == expected == 10_528
+    assert macs_per_pixel(cfg) == pytest.approx(expected / (7 * 8))
+
+
+def test_grouped_conv_counts_per_group() -> None:
+    dw = nn.Conv2d(6, 6, 3, padding=1, groups=6, device="meta")
+    out = dw(torch.zeros(1, 6, 5, 5, device="meta"))
+    assert layer_macs(dw, out, batch=1) == 6 * 25 * 9
+    assert layer_macs(nn.ReLU(), out, batch=1) == 0
+
+
+def test_nervpp_block_count() -> None:
+    cfg = nervpp_sizing(16, 16, 4, 4)  # every layer of every block, by formula
+    h, w = cfg.base_h, cfg.base_w
+    e, k, dk = cfg.expansion, cfg.kernel, cfg.dw_kernel
+    macs = 2 * cfg.stem_hidden * 2 * cfg.pe_levels + cfg.stem_dim * h * w * cfg.stem_hidden
+    c_in = cfg.stem_dim
+    for c, s in zip(cfg.channels, cfg.strides, strict=True):
+        lo, hi = h * w, h * s * w * s
+        macs += lo * c * c_in  # projection
+        macs += lo * c * dk * dk + lo * 2 * e * c * c + lo * c * e * c  # pre-UB SCRB
+        macs += lo * c * s * s * c * k * k  # UB
+        macs += hi * c * dk * dk + hi * e * c * c + hi * c * e * c  # post-UB SCRB
+        h, w, c_in = h * s, w * s, c
+    macs += h * w * 3 * c_in  # 1×1 head
+    assert total_macs(cfg) == macs
+
+
+@pytest.mark.parametrize("model_id", ["nerv", "ds-nerv", "nerv++"])
+def test_every_model_counts(model_id: str) -> None:
+    assert model_id in model_ids()
+    cfg = solve_config(model_id, 72, 96, 8, 30_000)
+    mpp = macs_per_pixel(cfg)
+    assert 10 < mpp < 1e6

@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/mypy bitstream
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks --help
+	$(BIN)/python -m benchmarks tests/data/clips/bunny_160x80_132f.mp4 --quick --out bench-out
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache .mypy_cache

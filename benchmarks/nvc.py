@@ -1,0 +1,153 @@
+"""nvcodec itself as a benchmark codec: the public API, rate points set by parameter budgets.
+
+::
+
+    clip + frame range ─► nvcodec.encode(...) (trains, writes the real .nvc, verifies it)
+      ─► rate = size of the .nvc file ─► decode_frames(.nvc) ─► frames for the harness's metrics
+      ─► check: those metrics == the encoder's own report (one distortion definition)
+
+Nothing here estimates a rate: the whole file (header, config, tables, entropy-coded weights) is
+counted, exactly as the protocol asks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import nvcodec
+from benchmarks.codecs import BenchmarkError, Codec, CodecRun, Source, library_versions
+from nvcodec import EncodeOptions, decode_frames, encode
+from nvcodec.io import QualityMetrics, compute_metrics
+from nvcodec.models import get_spec
+
+__all__ = ["NvcCodec", "nvc_codec"]
+
+PREFIX = "nvc-"
+
+
+class NvcCodec(Codec):
+    """One nvcodec model (``nvc-nerv``, ``nvc-ds-nerv``, ...) swept over parameter budgets."""
+
+    point_name = "size"
+    default_points = (50_000.0, 100_000.0, 200_000.0, 400_000.0)
+    quick_points = (12_000.0, 24_000.0)
+
+    def __init__(
+        self,
+        model: str = "nerv",
+        *,
+        epochs: int = 30,
+        batch_size: int = 1,
+        lr: float = 1e-3,
+        bits: int = 8,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        get_spec(model)  # unknown ids fail here, before any work
+        self.model, self.epochs, self.batch_size = model, epochs, batch_size
+        self.lr, self.bits, self.seed, self.device = lr, bits, seed, device
+        self.label = f"{PREFIX}{model}"
+
+    def options(self, source: Source | None, point: float) -> EncodeOptions:
+        return EncodeOptions(
+            model=self.model,
+            size=int(point),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            bits=self.bits,
+            seed=self.seed,
+            device=self.device,
+            frames=source.frames if source is not None else None,
+            overwrite=True,
+        )
+
+    def settings(self, point: float) -> dict[str, Any]:
+        opts = self.options(None, point)
+        return {
+            "model": opts.model,
+            "size": opts.size,
+            "epochs": opts.epochs,
+            "batch_size": opts.batch_size,
+            "lr": opts.lr,
+            "warmup": opts.warmup,
+            "bits": opts.bits,
+            "seed": opts.seed,
+        }
+
+    def versions(self) -> dict[str, str]:
+        return {"nvcodec": nvcodec.__version__, "torch": torch.__version__, **library_versions()}
+
+    def describe(self) -> str:
+        return (
+            f"nvcodec {self.model}, {self.epochs} epochs, batch {self.batch_size}, "
+            f"lr {self.lr:g}, {self.bits}-bit weights, parameter-budget sweep"
+        )
+
+    def run(self, source: Source, point: float, stem: Path) -> CodecRun:
+        path = stem.with_suffix(".nvc")
+        opts = self.options(source, point)
+        report = encode(source.path, path, opts)
+        size = os.path.getsize(path)
+        if size != report.bytes:
+            raise BenchmarkError(
+                f"{path}: file has {size} bytes, the encoder reported {report.bytes}"
+            )
+        begin = time.perf_counter()
+        decoded = decode_frames(path, device=self.device)
+        decode_s = time.perf_counter() - begin
+        if decoded.count != source.reference.count:
+            raise BenchmarkError(
+                f"{path}: decoded {decoded.count} frames, the source has {source.reference.count}"
+            )
+        mine = compute_metrics(source.reference, decoded, source.info.colour)
+        check_same_metrics(mine, report.metrics, exact=str(report.device) == "cpu", what=str(path))
+        seconds = dict(report.seconds)
+        return CodecRun(
+            bitstream=path,
+            bytes=size,
+            decoded=decoded,
+            encode_s=sum(seconds.get(k, 0.0) for k in ("read", "train", "compress")),
+            decode_s=decode_s,
+            device=report.device,
+            notes={
+                "parameters": report.parameters,
+                "train_psnr": report.train_psnr,
+                "encoder_seconds": seconds,
+                "encoder_report_matches": True,
+            },
+        )
+
+
+def check_same_metrics(
+    mine: QualityMetrics, theirs: QualityMetrics, *, exact: bool, what: str
+) -> None:
+    """Raise unless two metric sets agree: exactly on CPU, to 0.01 dB / 1e-4 MS-SSIM on GPUs
+    (whose kernels may round a few pixels differently between two decodes)."""
+    a, b = mine.to_dict(), theirs.to_dict()
+    a.pop("per_frame"), b.pop("per_frame")
+    if exact:
+        if a != b or mine.per_frame != theirs.per_frame:
+            raise BenchmarkError(f"{what}: metrics differ from the encoder's report: {a} vs {b}")
+        return
+    for key, x in a.items():
+        y = b[key]
+        tol = 1e-4 if key == "ms_ssim" else 1e-2
+        same = (x is None and y is None) or (
+            x is not None and y is not None and (x == y or math.isclose(x, y, abs_tol=tol))
+        )
+        if not same:
+            raise BenchmarkError(f"{what}: {key} {x} differs from the encoder's report ({y})")
+
+
+def nvc_codec(name: str, **kwargs: Any) -> NvcCodec | None:
+    """``nvc-<model id>`` → :class:`NvcCodec`, or None when ``name`` is not an nvcodec name."""
+    if not name.startswith(PREFIX):
+        return None
+    return NvcCodec(name[len(PREFIX) :], **kwargs)

@@ -1,0 +1,90 @@
+"""``python -m benchmarks`` end to end on a tiny clip: JSON, results.md, PNG, cache, --force."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run import BenchConfig, main, run_benchmark
+
+CLIP = Path(__file__).resolve().parents[1] / "data" / "clips" / "chaplin_96x72_16f.mkv"
+
+
+def _config(out: Path, **kwargs: object) -> BenchConfig:
+    base: dict[str, object] = {
+        "clips": (CLIP,),
+        "codecs": ("x264", "nvc-nerv"),
+        "crfs": (30.0, 45.0),
+        "sizes": (12_000, 16_000),
+        "epochs": 1,
+        "device": "cpu",
+        "out": out,
+        "quick": True,
+    }
+    base.update(kwargs)
+    return BenchConfig(**base)  # type: ignore[arg-type]
+
+
+def test_quick_run_writes_points_report_plot_and_uses_the_cache(tmp_path: Path) -> None:
+    first = run_benchmark(_config(tmp_path))
+    assert (first.computed, first.cached, first.failed) == (4, 0, [])
+    folder = tmp_path / "chaplin_96x72_16f_0-8"
+    points = sorted((folder / "points").glob("*.json"))
+    assert len(points) == 4
+    assert (folder / "results.md").is_file()
+    assert (folder / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "summary.md").is_file()
+
+    for path in points:
+        record = json.loads(path.read_text())
+        stream = folder / record["bitstream"]
+        assert record["bytes"] == stream.stat().st_size
+        assert record["bpp"] == pytest.approx(8 * record["bytes"] / (96 * 72 * 8))
+        assert record["frames"] == [0, 8]
+        assert len(record["per_frame"]["psnr_y"]) == 8
+        assert math.isfinite(record["psnr_y"])
+        assert record["versions"]["pyav"]
+        assert record["settings"]
+        if record["codec"] == "nvc-nerv":
+            assert stream.suffix == ".nvc"
+            assert record["settings"]["epochs"] == 1
+            assert record["notes"]["encoder_report_matches"] is True
+        else:
+            assert record["codec"] == "x264-veryslow"
+            assert record["settings"]["options"]["preset"] == "veryslow"
+            assert record["versions"]["encoder_build"].startswith("x264 - core")
+    text = (folder / "results.md").read_text()
+    assert "x264-veryslow" in text
+    assert "nvc-nerv" in text
+    assert "BD-rate" in text
+
+    mtimes = {p: p.stat().st_mtime_ns for p in points}
+    second = run_benchmark(_config(tmp_path))
+    assert (second.computed, second.cached) == (0, 4)
+    assert {p: p.stat().st_mtime_ns for p in points} == mtimes
+
+    forced = run_benchmark(_config(tmp_path, force=True))
+    assert (forced.computed, forced.cached) == (4, 0)
+
+    changed = run_benchmark(_config(tmp_path, crfs=(30.0, 40.0)))
+    assert (changed.computed, changed.cached) == (1, 3)
+
+
+def test_dry_run_lists_points_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [str(CLIP), "--quick", "--codecs", "x264-medium-noB,nvc-nerv", "--crfs", "30,40"]
+    code = main([*args, "--sizes", "12k", "--out", str(tmp_path / "out"), "--dry-run"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert err.count("would encode") == 3
+    assert "x264-medium-noB crf=30" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_codec_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(CLIP), "--codecs", "x266", "--out", str(tmp_path), "--dry-run"]) == 1
+    assert "unknown codec 'x266'" in capsys.readouterr().err

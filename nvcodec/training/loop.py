@@ -3,6 +3,24 @@
 Split into :func:`train_step` (one batch), :func:`train_epoch` (one pass, loss kept on the device)
 and :func:`train` (schedule, seeding, callbacks). Nothing here prints: progress goes to a callback
 once per epoch, which is the only point where a value is brought back to the host.
+
+**Training-encoder hook (hybrid models: HNeRV, DNeRV).** A model whose stored inputs are computed
+from the frames by an encoder that is *not* stored may define three methods (duck-typed; a model
+without ``make_training_encoder`` trains as ``model(positions)`` against the frames):
+
+* ``make_training_encoder(self) -> nn.Module`` — builds the encoder. :func:`train` calls it once,
+  moves it to the frames' device and optimises its parameters together with the model's (one
+  extra Adam/Adan group at the base lr). It is not a submodule of the model, so it is never
+  counted in ``--size`` nor stored.
+* ``training_forward(self, encoder, positions, frames, all_frames) -> Tensor`` — used by
+  :func:`train_step` instead of ``model(positions)``: ``positions`` (N,) are the batch's integer
+  frame positions as floats, ``frames`` (N×3×H×W) the batch's targets, ``all_frames`` (T×3×H×W)
+  the whole clip on the device (for neighbouring frames); returns N×3×H×W. It must not bring
+  values back to the host, to keep one host sync per epoch.
+* ``finalize_training(self, encoder, all_frames) -> None`` — called once by :func:`train` after
+  the last epoch (encoder in eval mode): writes the encoder's outputs for every frame into the
+  model's stored parameters (its embedding tables), so that ``model(t)`` afterwards — and the
+  decoder, which only has the stored parameters — reproduces what training optimised.
 """
 
 from __future__ import annotations
@@ -64,11 +82,20 @@ def train_step(
     positions: torch.Tensor,
     targets: torch.Tensor,
     autocast: bool,
+    encoder: nn.Module | None = None,
+    all_frames: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One optimiser step on a batch; returns the (detached, on-device) summed squared error."""
+    """One optimiser step on a batch; returns the (detached, on-device) summed squared error.
+
+    With a training ``encoder`` the output is ``model.training_forward(encoder, positions,
+    targets, all_frames)`` (see the module docstring), else ``model(positions)``.
+    """
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(targets.device.type, dtype=torch.bfloat16, enabled=autocast):
-        output = model(positions)
+        if encoder is None:
+            output = model(positions)
+        else:
+            output = model.training_forward(encoder, positions, targets, all_frames)
     loss = torch.nn.functional.mse_loss(output.float(), targets)
     loss.backward()
     optimizer.step()
@@ -83,6 +110,7 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     autocast: bool,
+    encoder: nn.Module | None = None,
 ) -> torch.Tensor:
     """One pass over the frames in a seeded random order; returns the mean MSE (on device)."""
     count = frames.shape[0]
@@ -90,7 +118,8 @@ def train_epoch(
     total = torch.zeros((), device=frames.device)
     for start in range(0, count, batch_size):
         index = order[start : start + batch_size]
-        total += train_step(model, optimizer, index.float(), frames[index], autocast)
+        batch = frames[index]
+        total += train_step(model, optimizer, index.float(), batch, autocast, encoder, frames)
         scheduler.step()
     return total / count
 
@@ -98,10 +127,15 @@ def train_epoch(
 OPTIMIZERS = ("adam", "adan")
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam or Adan over the model's parameter groups (a model may give some a larger lr)."""
+def make_optimizer(
+    model: nn.Module, config: TrainConfig, encoder: nn.Module | None = None
+) -> torch.optim.Optimizer:
+    """Adam or Adan over the model's parameter groups (a model may give some a larger lr), plus
+    a training ``encoder``'s parameters as one more group at the base lr."""
     groups_fn = getattr(model, "parameter_groups", None)
     groups = groups_fn(config.lr) if groups_fn else [{"params": list(model.parameters())}]
+    if encoder is not None:
+        groups.append({"params": list(encoder.parameters())})
     if config.optimizer == "adam":
         if len(config.betas) != 2:
             raise ValueError(f"Adam needs two betas, got {config.betas}")
@@ -123,9 +157,15 @@ def train(
     config: TrainConfig,
     callback: Callable[[EpochStats], None] | None = None,
 ) -> TrainResult:
-    """Overfit ``model`` to ``frames`` (T×3×H×W in [0, 1], already on the training device)."""
+    """Overfit ``model`` to ``frames`` (T×3×H×W in [0, 1], already on the training device).
+
+    A model with ``make_training_encoder`` trains through its encoder and is finalised at the end
+    (see the module docstring); the encoder is discarded afterwards.
+    """
     generator = torch.Generator().manual_seed(config.seed)
-    optimizer = make_optimizer(model, config)
+    make_encoder = getattr(model, "make_training_encoder", None)
+    encoder = make_encoder().to(frames.device) if make_encoder is not None else None
+    optimizer = make_optimizer(model, config, encoder)
     steps_per_epoch = math.ceil(frames.shape[0] / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -133,11 +173,13 @@ def train(
     )
     autocast = config.amp and frames.device.type == "cuda"
     model.train()
+    if encoder is not None:
+        encoder.train()
     start = time.perf_counter()
     mse = math.nan
     for epoch in range(1, config.epochs + 1):
         mse_t = train_epoch(
-            model, optimizer, scheduler, frames, config.batch_size, generator, autocast
+            model, optimizer, scheduler, frames, config.batch_size, generator, autocast, encoder
         )
         if callback is not None or epoch == config.epochs:
             mse = float(mse_t)  # the one host sync per epoch
@@ -153,4 +195,6 @@ def train(
                     )
                 )
     model.eval()
+    if encoder is not None:
+        model.finalize_training(encoder.eval(), frames)
     return TrainResult(mse, _psnr(mse), time.perf_counter() - start, total_steps)

@@ -12,6 +12,8 @@ counted, exactly as the protocol asks.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import time
@@ -44,7 +46,7 @@ class NvcCodec(Codec):
         *,
         epochs: int = 30,
         batch_size: int = 1,
-        lr: float = 1e-3,
+        lr: float | None = None,
         bits: int = 8,
         seed: int = 0,
         device: str = "auto",
@@ -75,8 +77,8 @@ class NvcCodec(Codec):
             "size": opts.size,
             "epochs": opts.epochs,
             "batch_size": opts.batch_size,
-            "lr": opts.lr,
-            "warmup": opts.warmup,
+            # JSON-normal form (tuples → lists) so cached keys compare equal after a reload
+            "recipe": json.loads(json.dumps(dataclasses.asdict(opts.train_config()))),
             "bits": opts.bits,
             "seed": opts.seed,
         }
@@ -87,7 +89,8 @@ class NvcCodec(Codec):
     def describe(self) -> str:
         return (
             f"nvcodec {self.model}, {self.epochs} epochs, batch {self.batch_size}, "
-            f"lr {self.lr:g}, {self.bits}-bit weights, parameter-budget sweep"
+            f"lr {'model recipe' if self.lr is None else f'{self.lr:g}'}, {self.bits}-bit weights, "
+            "parameter-budget sweep"
         )
 
     def run(self, source: Source, point: float, stem: Path) -> CodecRun:

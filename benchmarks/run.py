@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from benchmarks.clips import prepare_clip
 from benchmarks.codecs import ANCHORS, BenchmarkError, Codec, Source, external_codec
 from benchmarks.nvc import PREFIX, nvc_codec
 from benchmarks.report import clip_markdown, plot_clip, summary_markdown
@@ -52,10 +53,11 @@ class BenchConfig:
     sizes: tuple[int, ...] | None = None  # nvcodec parameter budgets
     epochs: int | None = None  # None = DEFAULT_EPOCHS (QUICK_EPOCHS with quick)
     batch_size: int = 1
-    lr: float = 1e-3
+    lr: float | None = None  # None: each model's own recipe
     seed: int = 0
     device: str = "auto"
     frames: FrameRange | None = None  # None = whole clip (QUICK_FRAMES with quick)
+    scale: int = 1  # downscale factor for every codec (CPU budgets); 1 = the clip as it is
     out: Path = DEFAULT_OUT
     quick: bool = False
     force: bool = False
@@ -107,11 +109,12 @@ def points_for(codec: Codec, cfg: BenchConfig) -> tuple[float, ...]:
     return tuple(float(p) for p in chosen)
 
 
-def clip_folder_name(clip: Path, frames: FrameRange | None) -> str:
-    if frames is None:
-        return clip.stem
-    start, stop = frames
-    return f"{clip.stem}_{start}-{'' if stop is None else stop}"
+def clip_folder_name(clip: Path, frames: FrameRange | None, scale: int = 1) -> str:
+    name = clip.stem
+    if frames is not None:
+        start, stop = frames
+        name = f"{name}_{start}-{'' if stop is None else stop}"
+    return f"{name}_x{scale}" if scale > 1 else name
 
 
 def _log(stream: TextIO) -> Callable[[str], None]:
@@ -130,12 +133,14 @@ def run_benchmark(cfg: BenchConfig, log_stream: TextIO | None = None) -> BenchSu
     for clip in cfg.clips:
         if not clip.is_file():
             raise BenchmarkError(f"{clip}: no such file")
-        folder = cfg.out / clip_folder_name(clip, frames)
+        folder = cfg.out / clip_folder_name(clip, frames, cfg.scale)
         records: list[dict[str, Any]] = []
         source: Source | None = None
         for codec in codecs:
             for point in points_for(codec, cfg):
                 key = point_key(codec, point, clip, frames)
+                if cfg.scale > 1:
+                    key["scale"] = cfg.scale
                 stem = point_stem(codec, point, key)
                 json_path = folder / "points" / f"{stem}.json"
                 cached = None if cfg.force else load_point(json_path, key)
@@ -150,7 +155,11 @@ def run_benchmark(cfg: BenchConfig, log_stream: TextIO | None = None) -> BenchSu
                     records.append(cached)
                     log(f"cached   {what}")
                     continue
-                if source is None:
+                if source is None and cfg.scale > 1:
+                    y4m = folder / "streams" / f"source_x{cfg.scale}.y4m"
+                    path, reference, info = prepare_clip(clip, cfg.scale, frames, y4m)
+                    source = Source(path, None, reference, info)
+                elif source is None:
                     reference, info = read_video(clip, frames)
                     source = Source(clip, frames, reference, info)
                 log(f"encoding {what} ...")
@@ -236,10 +245,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=_sizes, help="nvcodec budgets, e.g. 0.05M,0.1M,0.2M,0.4M")
     p.add_argument("--epochs", type=int, help=f"nvcodec epochs (default {DEFAULT_EPOCHS})")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None, help="default: each model's recipe")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="nvcodec device: auto, cpu, cuda[:N]")
     p.add_argument("--frames", type=_frames, help="half-open frame range A:B (default: all)")
+    p.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="downscale every codec's input N× (N×N mean per plane, exact Y4M reference)",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     p.add_argument(
         "--quick",
@@ -270,6 +285,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         seed=ns.seed,
         device=ns.device,
         frames=ns.frames,
+        scale=ns.scale,
         out=ns.out,
         quick=ns.quick,
         force=ns.force,

@@ -17,37 +17,10 @@ import platform
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-
-def _downscale(plane: np.ndarray, factor: int) -> np.ndarray:
-    t, h, w = plane.shape
-    h2, w2 = h // factor, w // factor
-    x = plane[:, : h2 * factor, : w2 * factor].astype(np.float64)
-    return np.rint(x.reshape(t, h2, factor, w2, factor).mean(axis=(2, 4))).astype(np.uint8)
-
-
-def prepare_clip(clip: Path, scale: int, frames: tuple[int, int | None] | None, out: Path) -> Path:
-    """Write the (downscaled) clip as a lossless Y4M that every encode reads."""
-    from nvcodec.io import Yuv420Frames, open_writer, read_video
-
-    yuv, info = read_video(clip, frames)
-    if scale > 1:
-        yuv = Yuv420Frames(*(_downscale(p, scale) for p in (yuv.y, yuv.u, yuv.v)))
-    with open_writer(
-        str(out),
-        width=yuv.width,
-        height=yuv.height,
-        fps=Fraction(info.fps),
-        colour=info.colour,
-        overwrite=True,
-    ) as writer:
-        writer.write(yuv)
-    return out
+from benchmarks.clips import prepare_clip
 
 
 def run_point(source: Path, model: str, size: int, args: argparse.Namespace, work: Path) -> dict:
@@ -154,10 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        source = prepare_clip(args.clip, args.scale, frames, work / "source.y4m")
-        from nvcodec.io import read_video
-
-        _, info = read_video(source)
+        source, _, info = prepare_clip(args.clip, args.scale, frames, work / "source.y4m")
         for size in sizes:
             for model in models:
                 cache = (

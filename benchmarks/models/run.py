@@ -161,5 +161,9 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m benchmarks.models "
         + " ".join(sys.argv[1:] if argv is None else argv),
     }
+    # The table shows every cached point of this clip/scale/epochs, so runs that add models (or
+    # run in parallel) build one table together.
+    pattern = f"{args.clip.stem}-s{args.scale}-*-e{args.epochs}.json"
+    rows = [json.loads(p.read_text()) for p in sorted(args.out.glob(pattern))]
     (args.out / "results.md").write_text(markdown(rows, meta))
     print((args.out / "results.md").read_text())

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_CLIP := tests/data/clips/bunny_160x80_16f.mkv
+DEMO_CLIP := tests/data/clips/bunny_160x80_132f.mp4
 DEMO_OUT := demo-out
 
 .PHONY: venv demo test lint bench clean
@@ -17,11 +17,14 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The main job on the bundled clip (all 132 Bunny frames at 160×80): DS-NeRV at a 0.1M-parameter
+# budget, ~4-5 minutes on 2 CPU cores. The summary is measured on frames decoded from the file.
 demo: $(STAMP)
 	mkdir -p $(DEMO_OUT)
-	$(BIN)/nvc encode $(DEMO_CLIP) -o $(DEMO_OUT)/bunny.nvc -y --seed 0
-	$(BIN)/nvc info $(DEMO_OUT)/bunny.nvc
+	$(BIN)/nvc encode $(DEMO_CLIP) -o $(DEMO_OUT)/bunny.nvc -y --size 0.1M --epochs 100 --seed 0
+	$(BIN)/nvc info $(DEMO_OUT)/bunny.nvc --no-tensors
 	$(BIN)/nvc decode $(DEMO_OUT)/bunny.nvc -o $(DEMO_OUT)/bunny.y4m -y
+	$(BIN)/nvc decode $(DEMO_OUT)/bunny.nvc -o $(DEMO_OUT)/bunny_48fps.mp4 --fps 2x -y
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

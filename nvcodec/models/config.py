@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Self
 
 from nvcodec.errors import ConfigError
 
-__all__ = ["MAX_FRAMES", "MAX_SIDE", "ModelConfig", "bounds"]
+__all__ = ["MAX_FRAMES", "MAX_SIDE", "ModelConfig", "added_later", "bounds"]
 
 MAX_SIDE = 8192
 """Largest frame width or height a model may declare."""
@@ -27,6 +27,12 @@ MAX_FRAMES = 1_000_000
 def bounds(lo: float, hi: float, *, max_len: int = 0) -> dict[str, Any]:
     """Field metadata: inclusive numeric bounds (per element for tuples, which have ``max_len``)."""
     return {"lo": lo, "hi": hi, "max_len": max_len}
+
+
+def added_later(**metadata: Any) -> dict[str, Any]:
+    """Metadata of a field added after files were written: it may be missing from a stored
+    config, and its default must reproduce what files without it meant."""
+    return {**metadata, "optional": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,10 +93,13 @@ class ModelConfig:
         """Rebuild from :meth:`to_dict` output, refusing unknown, missing or out-of-range fields."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{cls.MODEL_ID} config must be an object, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        if set(data) != names:
-            extra, missing = sorted(set(data) - names), sorted(names - set(data))
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        names = set(fields)
+        missing = sorted(n for n in names - set(data) if not fields[n].metadata.get("optional"))
+        extra = sorted(set(data) - names)
+        if extra or missing:
             raise ConfigError(f"{cls.MODEL_ID} config: unknown fields {extra}, missing {missing}")
+        names &= set(data)
         hints = typing.get_type_hints(cls)
         values = {}
         for name in names:

@@ -37,11 +37,12 @@ made no consistent difference in a small Bunny test). All three convs use ``cca_
 default; the paper does not give the kernel size). The softmax runs in float32 under autocast.
 
 **Sizes.** The paper uses static 4×8×64 and dynamic 20×40×2 codes for 960×1920 frames (static grid
-÷240, dynamic ÷48). :func:`plan_codes` keeps that shape for any frame size: a static grid with at
-least 4 cells on its short side where possible, one NeRV block of stride ``r₁ ∈ {2..5}`` (5 when it
-fits) up to the dynamic grid, and decoder strides ``(f, 2, 2, …)`` whose product covers the rest;
-the output is cropped to H×W. 640×1280 gives static 4×8, ×5, dynamic 20×40, strides 2,2,2,2,2;
-960×1920 gives static 4×8, ×5, dynamic 20×40, strides 3,2,2,2,2.
+÷240, dynamic ÷48). :func:`plan_codes` keeps that shape for any frame size: a static grid with
+about one cell per 160 px on its short side (2 to 4 cells, :func:`static_cells`), one NeRV
+block of stride ``r₁ ∈ {2..5}`` (5 when it fits) up to the dynamic grid, and decoder strides
+``(f, 2, 2, …)`` whose product covers the rest; the output is cropped to H×W. 640×1280 gives
+static 4×8, ×5, dynamic 20×40, strides 2,2,2,2,2; 960×1920 gives static 4×8, ×5, dynamic 20×40,
+strides 3,2,2,2,2; 160×80 gives static 2×4, ×5, dynamic 10×20, strides 2,2,2.
 
 The sizing knob is the fusion width ``C``: static code channels ``dims = min(64, C)`` (64 is the
 paper's value), decoder channels shrink by 1.2 per stage (HNeRV's rule, which DS-NeRV builds on),
@@ -62,7 +63,7 @@ from torch import nn
 
 from nvcodec.errors import ConfigError
 from nvcodec.models.blocks import ACTIVATIONS, NeRVBlock, OutputHead
-from nvcodec.models.config import ModelConfig, bounds
+from nvcodec.models.config import ModelConfig, added_later, bounds
 from nvcodec.models.registry import register_model
 
 __all__ = [
@@ -110,7 +111,7 @@ class DSNeRVConfig(ModelConfig):
     kernel: int = dataclasses.field(default=3, metadata=bounds(1, 7))
     activation: str = dataclasses.field(default="gelu", metadata={"choices": ACTIVATIONS})
     # "both" is DS-NeRV; "static"/"dynamic" are the paper's ablations (one code kind only)
-    codes: str = dataclasses.field(default="both", metadata={"choices": CODE_KINDS})
+    codes: str = dataclasses.field(default="both", metadata=added_later(choices=CODE_KINDS))
 
     def validate(self) -> None:
         super().validate()
@@ -217,11 +218,22 @@ def plan_codes(
     return min(fits, key=lambda p: (p.padding_ratio(height, width), *(-v for v in preference(p))))
 
 
+def static_cells(height: int, width: int) -> int:
+    """Cells on the static grid's short side: the paper's ratio (640 px → 4 cells), 2..4.
+
+    The paper's static grid is 4×8 at 640×1280 and 960×1920 (÷160, ÷240), with the dynamic grid
+    5× finer. Keeping 4 cells at small frames (160×80) would make the dynamic grid a quarter of
+    the frame and the dynamic codes most of a small budget; measured on Bunny 160×80×132 at
+    0.1M that starved the decoder so badly that static-only codes scored 1.9 dB higher.
+    """
+    return max(2, min(4, round(min(height, width) / 160)))
+
+
 def dsnerv_sizing(
     height: int, width: int, frame_count: int, knob: int, codes: str = "both"
 ) -> DSNeRVConfig:
     """DS-NeRV with fusion width ``knob``: ``dims = min(64, knob)``, decoder channels ÷1.2/stage."""
-    plan = plan_codes(height, width)
+    plan = plan_codes(height, width, min_static=static_cells(height, width))
     channels = tuple(max(4, round(knob / 1.2 ** (k + 1))) for k in range(len(plan.strides)))
     return DSNeRVConfig(
         height=height,

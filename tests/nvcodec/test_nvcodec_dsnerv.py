@@ -154,7 +154,7 @@ def test_config_round_trip() -> None:
     [
         {"static_rate": 0.5, "dynamic_rate": 0.3},  # static must be sparser
         {"dynamic_rate": 1.5},
-        {"channels": (4, 4)},  # one per stride
+        {"channels": (4,) * 7},  # one per stride (the plan has fewer)
         {"kernel": 2},
         {"static_strides": (1,)},  # does not cover the frame
         {"static_h": 100},  # pads far beyond the frame
@@ -261,3 +261,13 @@ def test_ablations_store_only_their_code_kind(model_id, has_static, has_dynamic)
     assert any(n.startswith("fusion.") for n in names) is (has_static and has_dynamic)
     out = build_model(config)(torch.tensor([0.0, 5.5, 11.0]))
     assert out.shape == (3, 3, 24, 40)
+
+
+def test_config_without_later_added_field_still_loads() -> None:
+    # Files written before the ablation field existed mean "both kinds of codes".
+    data = dsnerv_sizing(72, 96, 16, 12).to_dict()
+    del data["codes"]
+    assert DSNeRVConfig.from_dict(data).codes == "both"
+    del data["kernel"]  # an original field stays mandatory
+    with pytest.raises(ConfigError, match="missing"):
+        DSNeRVConfig.from_dict(data)

@@ -27,9 +27,49 @@ def main() -> None:
 @click.option("-o", "--output", required=True, help="Output .nvc file.")
 @click.option("--model", default="ds-nerv", show_default=True, help="Model id (see `nvc models`).")
 @click.option(
-    "--size", default="0.3M", show_default=True, help="Parameter budget, e.g. 0.3M, 350k."
+    "--size",
+    default=None,
+    help="Parameter budget, e.g. 0.3M, 350k [0.3M]. Mutually exclusive with --bpp.",
 )
-@click.option("--epochs", default=300, show_default=True, type=int, help="Training epochs.")
+@click.option(
+    "--bpp",
+    "target_bpp",
+    default=None,
+    type=float,
+    help="Target rate in bits per pixel: sizes the model, then picks the bit depth (and, if "
+    "needed, extra pruning) so the file lands at or just below it.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["fast", "medium", "slow"]),
+    default="medium",
+    show_default=True,
+    help="Training / prune fine-tune / QAT epochs: fast 100/15/10, medium 300/45/30, "
+    "slow 1000/150/100 (the fine-tunes are 15 % and 10 % of the training epochs).",
+)
+@click.option(
+    "--epochs", default=None, type=int, help="Training epochs [the preset's: 300 for medium]."
+)
+@click.option(
+    "--prune",
+    "prune_ratio",
+    default=0.2,
+    show_default=True,
+    type=float,
+    help="Fraction of conv/linear weights pruned (size-normalised global magnitude); 0: off.",
+)
+@click.option(
+    "--prune-epochs",
+    default=None,
+    type=int,
+    help="Fine-tune epochs after pruning [15 % of epochs].",
+)
+@click.option(
+    "--qat-epochs",
+    default=None,
+    type=int,
+    help="Quantisation-aware fine-tune epochs [10 % of epochs]; 0: post-training quantisation.",
+)
 @click.option("--batch-size", default=1, show_default=True, type=int, help="Frames per step.")
 @click.option("--lr", default=None, type=float, help="Peak learning rate [model's recipe].")
 @click.option(
@@ -38,7 +78,18 @@ def main() -> None:
     default=None,
     help="Optimiser [model's recipe: Adan for ds-nerv, Adam for nerv].",
 )
-@click.option("--bits", default=8, show_default=True, type=int, help="Quantisation bit depth.")
+@click.option(
+    "--bits",
+    default=None,
+    type=int,
+    help="Weight bit depth [6; with --bpp the deepest depth tried, 8].",
+)
+@click.option(
+    "--code-bits",
+    default=None,
+    type=int,
+    help="Bit depth of latent codes / embeddings [same as --bits].",
+)
 @click.option("--frames", "frame_range", default=None, help="Part of the clip, A:B (half-open).")
 @click.option(
     "--device",
@@ -54,12 +105,18 @@ def encode(
     input_path: str,
     output: str,
     model: str,
-    size: str,
-    epochs: int,
+    size: str | None,
+    target_bpp: float | None,
+    preset: str,
+    epochs: int | None,
+    prune_ratio: float,
+    prune_epochs: int | None,
+    qat_epochs: int | None,
     batch_size: int,
     lr: float | None,
     optimizer: str | None,
-    bits: int,
+    bits: int | None,
+    code_bits: int | None,
     frame_range: str | None,
     device: str,
     seed: int,
@@ -73,14 +130,22 @@ def encode(
     from nvcodec.models import parse_size
     from nvcodec.ranges import parse_frame_range
 
+    if size is not None and target_bpp is not None:
+        raise click.UsageError("--size and --bpp are mutually exclusive")
     options = EncodeOptions(
         model=model,
-        size=parse_size(size),
+        size=parse_size(size if size is not None else "0.3M"),
         epochs=epochs,
         batch_size=batch_size,
         optimizer=optimizer,
         lr=lr,
         bits=bits,
+        code_bits=code_bits,
+        prune_ratio=prune_ratio,
+        prune_epochs=prune_epochs,
+        qat_epochs=qat_epochs,
+        target_bpp=target_bpp,
+        preset=preset,
         seed=seed,
         device=device,
         frames=parse_frame_range(frame_range) if frame_range else None,

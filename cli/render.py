@@ -23,6 +23,7 @@ class TrainingProgress:
     def __init__(self, disable: bool = False) -> None:
         self._disable = disable
         self._bar: Any = None
+        self._phase = 0
 
     def __enter__(self) -> TrainingProgress:
         return self
@@ -30,10 +31,17 @@ class TrainingProgress:
     def update(self, stats: EpochStats) -> None:
         if self._disable:
             return
+        if self._bar is not None and (
+            stats.epochs != self._bar.total or stats.epoch <= self._bar.n
+        ):
+            self._bar.close()  # a new phase (prune fine-tune, QAT) starts its own bar
+            self._bar = None
+            self._phase += 1
         if self._bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=stats.epochs, desc="training", unit="epoch", file=sys.stderr)
+            desc = "training" if self._phase == 0 else f"fine-tune {self._phase}"
+            self._bar = tqdm(total=stats.epochs, desc=desc, unit="epoch", file=sys.stderr)
         self._bar.set_postfix(loss=f"{stats.loss:.5f}", psnr=f"{stats.psnr:.2f}dB", refresh=False)
         self._bar.update(stats.epoch - self._bar.n)
 
@@ -52,15 +60,27 @@ def encode_summary(r: EncodeReport) -> str:
     m, s = r.metrics, r.seconds
     ms = "n/a (frames too small)" if m.ms_ssim is None else f"{m.ms_ssim:.4f}"
     decode_fps = r.frames / s["decode"] if s.get("decode") else float("inf")
+    c = r.compression
+    rate = (
+        f" (target {r.target_bpp:g} bpp: {r.bpp / r.target_bpp - 1:+.1%})" if r.target_bpp else ""
+    )
+    compression = (
+        f"compression: {c.get('bits')}-bit weights, {c.get('code_bits')}-bit codes, "
+        f"{c.get('prune_ratio', 0):.0%} of conv weights pruned, "
+        f"fine-tune {c.get('prune_epochs', 0)} + QAT {c.get('qat_epochs', 0)} epochs"
+        if c
+        else ""
+    )
     return "\n".join(
         [
-            f"wrote {r.output}: {r.bytes:,} bytes, {r.bpp:.4f} bpp "
+            f"wrote {r.output}: {r.bytes:,} bytes, {r.bpp:.4f} bpp{rate} "
             f"({r.width}×{r.height}, {r.frames} frames at {r.fps:g} fps)",
             f"quality, decoded from the file: PSNR-YUV 6:1:1 {_db(m.psnr_yuv)} dB "
             f"(Y {_db(m.psnr_y)}, U {_db(m.psnr_u)}, V {_db(m.psnr_v)}), "
             f"PSNR-RGB {_db(m.psnr_rgb)} dB, MS-SSIM {ms}",
             f"model {r.model}, {r.parameters:,} parameters, on {r.device}; "
             f"float model before quantisation {_db(r.train_psnr)} dB RGB",
+            *([compression] if compression else []),
             f"time: encode {s['total']:.1f} s (read {s['read']:.1f}, train {s['train']:.1f}, "
             f"compress {s['compress']:.2f}, decode+verify {s['decode']:.2f}); "
             f"decode {decode_fps:.1f} fps",
@@ -87,6 +107,20 @@ def info_text(info: FileInfo, tensors: bool = True) -> str:
     breakdown = info.bpp_breakdown()
     for name, n in info.sections.items():
         lines.append(f"  {name:14s} {n:>12,} bytes  {breakdown[name]:.5f} bpp")
+    lines.append(
+        "tensor groups (payload vs ideal: coded bytes over the Shannon length under the model):"
+    )
+    lines.append(
+        f"  {'group':16s} {'params':>10s} {'bits':>6s} {'zeros':>6s} {'side B':>8s} "
+        f"{'payload B':>10s} {'ideal B':>10s} {'vs ideal':>8s} {'bits/param':>10s}"
+    )
+    for g in [*info.groups(), info.total()]:
+        depth = "/".join(map(str, g.bits))
+        lines.append(
+            f"  {g.name:16s} {g.parameters:>10,} {depth:>6s} "
+            f"{g.zeros / max(g.parameters, 1):>6.1%} {g.side_bytes:>8,} {g.payload_bytes:>10,} "
+            f"{g.ideal_payload_bits / 8:>10,.0f} {g.payload_gap:>+8.2%} {g.bits_per_param:>10.3f}"
+        )
     if tensors:
         lines.append("tensors:")
         lines.append(

@@ -2,8 +2,10 @@
 
 ::
 
-    read_video ─► yuv420p reference ─► RGB (the clip's one colour conversion) ─► solve --size
-      ─► train (CUDA when present) ─► quantise + entropy-code ─► write .nvc atomically
+    read_video ─► yuv420p reference ─► RGB (the clip's one colour conversion)
+      ─► solve --size (or the size --bpp implies) ─► train (CUDA when present)
+      ─► prune + fine-tune ─► [--bpp: pick the bit depth on real sizes] ─► QAT fine-tune
+      ─► quantise + entropy-code (nvcodec.pipeline) ─► write .nvc atomically
       ─► decode the written file with the standalone decoder ─► metrics against the reference
 
 Everything that can be checked cheaply (output path, options, input video) is checked before
@@ -21,14 +23,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from bitstream import NvcFileExistsError, NvcFileNotFoundError
+from bitstream import NvcFileExistsError, NvcFileNotFoundError, encode_metadata
 from nvcodec import __version__
-from nvcodec.compression import TensorStat, encode_tensors
+from nvcodec.compression import TensorStat
 from nvcodec.decoder import decode_frames
 from nvcodec.device import resolve_device
 from nvcodec.errors import ConfigError, InputError, OutputError
 from nvcodec.fileformat import NvcFile, StoredVideo, write_nvc
-from nvcodec.io import QualityMetrics, compute_metrics, read_video, yuv420_to_rgb
+from nvcodec.io import QualityMetrics, VideoInfo, compute_metrics, read_video, yuv420_to_rgb
 from nvcodec.models import (
     build_model,
     count_parameters,
@@ -36,6 +38,8 @@ from nvcodec.models import (
     solve_config,
     training_defaults,
 )
+from nvcodec.models.config import ModelConfig
+from nvcodec.pipeline import BITS_PER_PARAM, DEFAULT_BITS, PRESETS, RATE_DEPTHS, compress_model
 from nvcodec.ranges import FrameRange
 from nvcodec.training import EpochStats, TrainConfig, train
 from nvcodec.training.loop import OPTIMIZERS
@@ -48,22 +52,70 @@ class EncodeOptions:
     """Everything that decides the output file; built once at the edge (CLI or caller)."""
 
     model: str = "ds-nerv"
-    size: int = 300_000  # parameter budget for the whole stored model
-    epochs: int = 300
+    size: int = 300_000  # parameter budget for the whole stored model (ignored with target_bpp)
+    epochs: int | None = None  # None: the preset's
     batch_size: int = 1
     optimizer: str | None = None  # None: the model's own recipe (DS-NeRV: Adan; NeRV: Adam)
     lr: float | None = None
     warmup: float | None = None
-    bits: int = 8
+    bits: int | None = None  # weights; None: 6, or with target_bpp the deepest depth tried, 8
+    code_bits: int | None = None  # codes / embeddings; None: same as the weights
+    prune_ratio: float = 0.2  # fraction of conv/linear weights zeroed (0: no pruning)
+    prune_epochs: int | None = None  # fine-tune after pruning; None: the preset's
+    qat_epochs: int | None = None  # quantisation-aware fine-tune; None: the preset's (0: off)
+    target_bpp: float | None = None  # rate control: size the model and pick the depth for this
+    preset: str = "medium"
     seed: int = 0
     device: str = "auto"
     frames: FrameRange | None = None
     overwrite: bool = False
 
+    @property
+    def resolved_epochs(self) -> int:
+        return self.epochs if self.epochs is not None else PRESETS[self.preset].epochs
+
+    @property
+    def resolved_prune_epochs(self) -> int:
+        if self.prune_ratio == 0:
+            return 0
+        if self.prune_epochs is not None:
+            return self.prune_epochs
+        return PRESETS[self.preset].prune_epochs(self.resolved_epochs)
+
+    @property
+    def resolved_qat_epochs(self) -> int:
+        if self.qat_epochs is not None:
+            return self.qat_epochs
+        return PRESETS[self.preset].qat_epochs(self.resolved_epochs)
+
+    @property
+    def resolved_bits(self) -> int:
+        if self.bits is not None:
+            return self.bits
+        return max(RATE_DEPTHS) if self.target_bpp is not None else DEFAULT_BITS
+
+    @property
+    def resolved_code_bits(self) -> int:
+        return self.code_bits if self.code_bits is not None else self.resolved_bits
+
     def validate(self) -> None:
         get_spec(self.model)
-        if not 1 <= self.epochs <= 100_000:
-            raise ConfigError(f"epochs must be in [1, 100000], got {self.epochs}")
+        if self.preset not in PRESETS:
+            raise ConfigError(f"preset {self.preset!r}: expected one of {', '.join(PRESETS)}")
+        if not 1 <= self.resolved_epochs <= 100_000:
+            raise ConfigError(f"epochs must be in [1, 100000], got {self.resolved_epochs}")
+        for what, value in (
+            ("prune epochs", self.prune_epochs),
+            ("QAT epochs", self.qat_epochs),
+        ):
+            if value is not None and not 0 <= value <= 100_000:
+                raise ConfigError(f"{what} must be in [0, 100000], got {value}")
+        if not 0 <= self.prune_ratio <= 0.95:
+            raise ConfigError(f"prune ratio must be in [0, 0.95], got {self.prune_ratio}")
+        if self.code_bits is not None and not 2 <= self.code_bits <= 16:
+            raise ConfigError(f"code bits must be in [2, 16], got {self.code_bits}")
+        if self.target_bpp is not None and not 0 < self.target_bpp <= 64:
+            raise ConfigError(f"target bpp must be in (0, 64], got {self.target_bpp}")
         if not 1 <= self.batch_size <= 4096:
             raise ConfigError(f"batch size must be in [1, 4096], got {self.batch_size}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
@@ -72,7 +124,7 @@ class EncodeOptions:
             raise ConfigError(f"learning rate must be in (0, 1), got {self.lr}")
         if self.warmup is not None and not 0 <= self.warmup < 1:
             raise ConfigError(f"warm-up fraction must be in [0, 1), got {self.warmup}")
-        if not 2 <= self.bits <= 16:
+        if self.bits is not None and not 2 <= self.bits <= 16:
             raise ConfigError(f"bits must be in [2, 16], got {self.bits}")
 
     def train_config(self) -> TrainConfig:
@@ -83,7 +135,7 @@ class EncodeOptions:
         if optimizer != recipe.get("optimizer"):
             betas = (0.98, 0.92, 0.99) if optimizer == "adan" else (0.9, 0.999)
         return TrainConfig(
-            epochs=self.epochs,
+            epochs=self.resolved_epochs,
             batch_size=self.batch_size,
             optimizer=optimizer,
             lr=self.lr if self.lr is not None else recipe.get("lr", 1e-3),
@@ -114,6 +166,8 @@ class EncodeReport:
     train_psnr: float  # float model on RGB, before quantisation (for diagnosing the gap)
     seconds: dict[str, float] = field(default_factory=dict)  # read, train, compress, verify, total
     tensors: tuple[TensorStat, ...] = ()
+    compression: dict[str, object] = field(default_factory=dict)  # as stored in the metadata
+    target_bpp: float | None = None
 
 
 def _check_nvc_output(output: str, input_path: str, overwrite: bool) -> None:
@@ -151,47 +205,77 @@ def encode(
             raise InputError(
                 f"{src} has {start + info.frame_count} frames; range {start}:{stop} is outside it"
             )
-    config = solve_config(opts.model, info.height, info.width, info.frame_count, opts.size)
+    pixels = info.width * info.height * info.frame_count
+    target_bytes = None
+    budget = opts.size
+    if opts.target_bpp is not None:
+        # --bpp: the parameter budget the target buys at the measured bits per parameter of the
+        # deepest depth; the depth (and, if needed, extra pruning) is then chosen on real sizes.
+        target_bytes = int(opts.target_bpp * pixels / 8)
+        overhead = _overhead_bytes(opts, info, config=None)
+        per_param = BITS_PER_PARAM[max(4, min(DEFAULT_BITS, opts.resolved_bits))]
+        budget = max(1_000, int(8 * (target_bytes - overhead) / per_param))
+        budget = _smallest_feasible(opts.model, info, budget)
+    config = solve_config(opts.model, info.height, info.width, info.frame_count, budget)
     rgb = yuv420_to_rgb(reference.y, reference.u, reference.v, info.colour)
     frames = torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))).to(device)
     times["read"] = time.perf_counter() - begin
 
     torch.manual_seed(opts.seed)
     model = build_model(config, device=device)
+    names = [n for n, _ in model.named_parameters()]
     train_cfg = opts.train_config()
     result = train(model, frames, train_cfg, progress)
     times["train"] = result.seconds
-    del frames
 
     t0 = time.perf_counter()
-    encoded, _ = encode_tensors(list(model.named_parameters()), bits=opts.bits)
+    video = StoredVideo(
+        width=info.width,
+        height=info.height,
+        frame_count=info.frame_count,
+        fps=info.fps,
+        colour=info.colour,
+    )
+    tensor_target = None
+    if target_bytes is not None:
+        tensor_target = target_bytes - _overhead_bytes(opts, info, config=config)
+    piped = compress_model(
+        model,
+        frames,
+        train_cfg,
+        bits=opts.resolved_bits,
+        code_bits=opts.resolved_code_bits,
+        prune_ratio=opts.prune_ratio,
+        prune_epochs=opts.resolved_prune_epochs,
+        qat_epochs=opts.resolved_qat_epochs,
+        target_bytes=tensor_target,
+        names=names,
+        callback=(lambda phase, stats: progress(stats)) if progress else None,
+    )
+    del frames
+    encoded = piped.encoded
+    compression = _compression_meta(opts, piped.code_bits, piped.prune_ratio)
     nvc = NvcFile(
-        video=StoredVideo(
-            width=info.width,
-            height=info.height,
-            frame_count=info.frame_count,
-            fps=info.fps,
-            colour=info.colour,
-        ),
+        video=video,
         model_id=opts.model,
         config=config,
-        bits=opts.bits,
-        encoder={
-            "name": "nvcodec",
-            "version": __version__,
-            "epochs": opts.epochs,
-            "batch_size": opts.batch_size,
-            "optimizer": train_cfg.optimizer,
-            "lr": train_cfg.lr,
-            "seed": opts.seed,
-            "source_frames": [opts.frames[0] if opts.frames else 0, info.frame_count],
-        },
+        bits=piped.bits,
+        encoder=_encoder_meta(opts, train_cfg, info.frame_count),
+        compression=compression,
     )
     try:
-        size = write_nvc(out, nvc, encoded.table, encoded.data, overwrite=opts.overwrite)
+        size = write_nvc(
+            out,
+            nvc,
+            encoded.table,
+            encoded.data,
+            overwrite=opts.overwrite,
+            reader_version=encoded.reader_version,
+        )
     except (NvcFileNotFoundError, NvcFileExistsError) as exc:
         raise OutputError(str(exc)) from None
     times["compress"] = time.perf_counter() - t0
+    times.update({f"compress.{k}": v for k, v in piped.phases.items()})
 
     t0 = time.perf_counter()
     decoded = decode_frames(out, device=opts.device)
@@ -202,7 +286,7 @@ def encode(
     return EncodeReport(
         output=out,
         bytes=size,
-        bpp=8 * size / (info.width * info.height * info.frame_count),
+        bpp=8 * size / pixels,
         width=info.width,
         height=info.height,
         frames=info.frame_count,
@@ -214,4 +298,55 @@ def encode(
         train_psnr=result.final_psnr,
         seconds=times,
         tensors=encoded.stats,
+        compression={"bits": piped.bits, **compression},
+        target_bpp=opts.target_bpp,
     )
+
+
+def _compression_meta(opts: EncodeOptions, code_bits: int, pruned: float) -> dict[str, object]:
+    meta: dict[str, object] = {
+        "code_bits": code_bits,
+        "prune_ratio": round(pruned, 4),
+        "prune_epochs": opts.resolved_prune_epochs,
+        "qat_epochs": opts.resolved_qat_epochs,
+        "preset": opts.preset,
+    }
+    if opts.target_bpp is not None:
+        meta["target_bpp"] = opts.target_bpp
+    return meta
+
+
+def _encoder_meta(opts: EncodeOptions, train_cfg: TrainConfig, frame_count: int) -> dict:
+    return {
+        "name": "nvcodec",
+        "version": __version__,
+        "epochs": train_cfg.epochs,
+        "batch_size": opts.batch_size,
+        "optimizer": train_cfg.optimizer,
+        "lr": train_cfg.lr,
+        "seed": opts.seed,
+        "source_frames": [opts.frames[0] if opts.frames else 0, frame_count],
+    }
+
+
+def _overhead_bytes(opts: EncodeOptions, info: VideoInfo, config: ModelConfig | None) -> int:
+    """Header + section table + METADATA bytes (everything but the tensor sections)."""
+    if config is None:
+        config = solve_config(opts.model, info.height, info.width, info.frame_count, opts.size)
+    nvc = NvcFile(
+        video=StoredVideo(info.width, info.height, info.frame_count, info.fps, info.colour),
+        model_id=opts.model,
+        config=config,
+        bits=opts.resolved_bits,
+        encoder=_encoder_meta(opts, opts.train_config(), info.frame_count),
+        compression=_compression_meta(opts, opts.resolved_code_bits, opts.prune_ratio),
+    )
+    return 28 + 3 * 32 + len(encode_metadata(nvc.metadata()))
+
+
+def _smallest_feasible(model_id: str, info: VideoInfo, budget: int) -> int:
+    """``budget``, raised to the smallest model of ``model_id`` if it is below that."""
+    smallest = count_parameters(
+        get_spec(model_id).sizing(info.height, info.width, info.frame_count, 1)
+    )
+    return max(budget, smallest)

@@ -62,12 +62,19 @@ class NvcFile:
     bits: int
     encoder: dict[str, Any] = field(default_factory=dict)  # informational: version, settings
     container: Container | None = None
+    # informational compression settings (pruning, QAT, code bits, rate target); bits per tensor
+    # are in the tensor table
+    compression: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         return {
             "video": self.video.to_dict(),
             "model": {"id": self.model_id, "config": self.config.to_dict()},
-            "compression": {"bits": self.bits, "quantiser": "symmetric-per-channel-fp16-scale"},
+            "compression": {
+                **self.compression,
+                "bits": self.bits,
+                "quantiser": "symmetric-per-channel-fp16-scale",
+            },
             "encoder": self.encoder,
         }
 
@@ -83,15 +90,25 @@ class NvcFile:
 
 
 def write_nvc(
-    path: str | os.PathLike[str], nvc: NvcFile, table: bytes, data: bytes, *, overwrite: bool
+    path: str | os.PathLike[str],
+    nvc: NvcFile,
+    table: bytes,
+    data: bytes,
+    *,
+    overwrite: bool,
+    reader_version: tuple[int, int] = (1, 0),
 ) -> int:
-    """Write atomically; returns the file size in bytes (the rate)."""
+    """Write atomically; returns the file size in bytes (the rate).
+
+    ``reader_version`` is the oldest format a reader must support to decode the file: the
+    newest feature it uses (e.g. 1.1 for the Gaussian entropy model), 1.0 otherwise.
+    """
     sections = [
         Section(SectionType.METADATA, encode_metadata(nvc.metadata())),
         Section(SectionType.TENSOR_TABLE, table),
         Section(SectionType.TENSOR_DATA, data),
     ]
-    return write_file(path, sections, overwrite=overwrite)
+    return write_file(path, sections, overwrite=overwrite, reader_version=reader_version)
 
 
 def read_nvc(path: str | os.PathLike[str]) -> NvcFile:
@@ -146,4 +163,7 @@ def _parse(meta: dict[str, Any], container: Container) -> NvcFile:
         bits=_int(compression["bits"], 2, 16, "bits"),
         encoder=encoder if isinstance(encoder, dict) else {},
         container=container,
+        compression={k: v for k, v in compression.items() if k not in ("bits", "quantiser")}
+        if isinstance(compression, dict)
+        else {},
     )

@@ -1,7 +1,9 @@
 """``inspect``: what is inside a ``.nvc`` file, and where its bits go (for ``nvc info``).
 
-Reads and validates the file like the decoder does, but decodes no payload: per-tensor costs come
-from the tensor table, tensor names from the model rebuilt on the ``meta`` device.
+Reads and validates the file like the decoder does; per-tensor costs come from the tensor table,
+tensor names from the model rebuilt on the ``meta`` device. The payloads are entropy-decoded (no
+network is run; it is cheap) to measure each one against the ideal code length of the symbols
+under the tensor's stored model, and to count zero symbols (pruned weights).
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bitstream import SectionType
-from nvcodec.compression import read_table
+from nvcodec.compression import tensor_costs
 from nvcodec.fileformat import read_nvc
 from nvcodec.models import build_model
 
-__all__ = ["FileInfo", "TensorInfo", "inspect"]
+__all__ = ["FileInfo", "GroupInfo", "TensorInfo", "group_of", "inspect"]
 
 HEADER_BYTES_FIXED = 28  # magic, versions, count, reserved, header CRC
 SECTION_ENTRY_BYTES = 32
@@ -29,13 +31,45 @@ class TensorInfo:
     entropy_model: str
     side_bytes: int
     payload_bytes: int
+    ideal_payload_bits: float = 0.0
+    zeros: int = 0
+
+    @property
+    def numel(self) -> int:
+        return _numel(self.shape)
 
     @property
     def bits_per_param(self) -> float:
-        numel = 1
-        for d in self.shape:
-            numel *= d
-        return 8 * (self.side_bytes + self.payload_bytes) / max(numel, 1)
+        return 8 * (self.side_bytes + self.payload_bytes) / max(self.numel, 1)
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """Tensors grouped by role: ``codes`` (latents/embeddings) or the top-level decoder module."""
+
+    name: str
+    parameters: int
+    bits: tuple[int, ...]  # distinct bit depths in the group
+    side_bytes: int
+    payload_bytes: int
+    ideal_payload_bits: float
+    zeros: int
+
+    @property
+    def bits_per_param(self) -> float:
+        return 8 * (self.side_bytes + self.payload_bytes) / max(self.parameters, 1)
+
+    @property
+    def payload_gap(self) -> float:
+        """Coded payload over its ideal length, minus 1 (0.004 = 0.4 % above the ideal)."""
+        ideal = self.ideal_payload_bits / 8
+        return self.payload_bytes / ideal - 1 if ideal > 0 else 0.0
+
+
+def group_of(name: str) -> str:
+    if "codes" in name or "embeddings" in name:
+        return "codes"
+    return name.split(".")[0]
 
 
 @dataclass(frozen=True)
@@ -50,6 +84,15 @@ class FileInfo:
     tensors: tuple[TensorInfo, ...]
     pixels: int  # W·H·T
 
+    def groups(self) -> list[GroupInfo]:
+        order: dict[str, list[TensorInfo]] = {}
+        for t in self.tensors:
+            order.setdefault(group_of(t.name), []).append(t)
+        return [_group(name, ts) for name, ts in order.items()]
+
+    def total(self) -> GroupInfo:
+        return _group("all", list(self.tensors))
+
     @property
     def bpp(self) -> float:
         return 8 * self.size / self.pixels
@@ -63,10 +106,19 @@ def inspect(path: str | os.PathLike[str]) -> FileInfo:
     assert nvc.container is not None
     skeleton = build_model(nvc.config, device="meta")
     named = [(n, tuple(p.shape)) for n, p in skeleton.named_parameters()]
-    rows = read_table(nvc.tensor_table, [shape for _, shape in named])
+    rows = tensor_costs(nvc.tensor_table, nvc.tensor_data, [shape for _, shape in named])
     tensors = tuple(
-        TensorInfo(name, shape, bits, model, side, payload)
-        for (name, shape), (bits, model, side, payload) in zip(named, rows, strict=True)
+        TensorInfo(
+            name,
+            shape,
+            c.bits,
+            c.entropy_model,
+            c.side_bytes,
+            c.payload_bytes,
+            c.ideal_payload_bits,
+            c.zeros,
+        )
+        for (name, shape), c in zip(named, rows, strict=True)
     )
     sections = {"header": HEADER_BYTES_FIXED + SECTION_ENTRY_BYTES * len(nvc.container.sections)}
     for section in nvc.container.sections:
@@ -94,3 +146,15 @@ def _numel(shape: tuple[int, ...]) -> int:
     for d in shape:
         n *= d
     return n
+
+
+def _group(name: str, tensors: list[TensorInfo]) -> GroupInfo:
+    return GroupInfo(
+        name=name,
+        parameters=sum(t.numel for t in tensors),
+        bits=tuple(sorted({t.bits for t in tensors})),
+        side_bytes=sum(t.side_bytes for t in tensors),
+        payload_bytes=sum(t.payload_bytes for t in tensors),
+        ideal_payload_bits=sum(t.ideal_payload_bits for t in tensors),
+        zeros=sum(t.zeros for t in tensors),
+    )

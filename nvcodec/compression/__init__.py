@@ -3,19 +3,23 @@
 from nvcodec.compression.quantize import QuantizedTensor, dequantize, quantize
 from nvcodec.compression.tensors import (
     EncodedTensors,
+    TensorCost,
     TensorStat,
     decode_tensors,
     encode_tensors,
     read_table,
+    tensor_costs,
 )
 
 __all__ = [
     "EncodedTensors",
     "QuantizedTensor",
+    "TensorCost",
     "TensorStat",
     "decode_tensors",
     "dequantize",
     "encode_tensors",
     "quantize",
     "read_table",
+    "tensor_costs",
 ]

@@ -3,10 +3,18 @@
 Each tensor gets whichever model gives the fewest bytes *including its own parameters*:
 
 * ``CONSTANT`` — every symbol equal (all-zero tensors, pruned-away layers): zero payload bytes.
-* ``HISTOGRAM`` — the empirical distribution, sent as exact counts over ``[lo, hi]``; best for
-  large tensors where the table is cheap relative to the payload.
+* ``HISTOGRAM`` — the empirical distribution, sent as counts over ``[lo, hi]``; best for large
+  tensors where the table is cheap relative to the payload. The counts may be the exact
+  occurrence counts or those counts scaled down by ``2^shift`` (every occurring symbol keeps a
+  count ≥ 1): a coarser table costs fewer bytes and a little payload; the encoder tries several
+  shifts and keeps the smallest total. The format is the same either way (the reader only uses
+  the counts as relative frequencies), so files with scaled counts decode with any reader.
 * ``LAPLACE`` — a quantised Laplace with fitted location and scale (two float32); best for small
   tensors where a histogram would cost more than it saves.
+* ``GAUSSIAN`` — a quantised Gaussian with fitted mean and standard deviation (two float32); the
+  better parametric choice for tensors with light tails (e.g. latent codes). Kind 3, added in
+  nvcodec 0.2; files that use it need a reader that knows it (older readers refuse the unknown
+  kind with a clear error instead of mis-decoding).
 
 The encoder really encodes with each candidate and keeps the smallest, so the choice is exact.
 Decoding validates every parameter it reads (ranges, finiteness, sizes) before using it.
@@ -28,6 +36,7 @@ from bitstream.errors import MalformedFileError
 __all__ = [
     "ConstantModel",
     "EntropyModel",
+    "GaussianModel",
     "HistogramModel",
     "LaplaceModel",
     "choose_and_encode",
@@ -54,6 +63,9 @@ class EntropyModel(ABC):
     """A probability model over int32 symbols that can code them and describe itself in bytes."""
 
     KIND: ClassVar[int]
+    SINCE: ClassVar[tuple[int, int]] = (1, 0)
+    """The ``.nvc`` format version that introduced this kind: a file using it must declare at
+    least this minimum reader version, so older readers say "upgrade" instead of failing."""
 
     @abstractmethod
     def write_params(self, w: ByteWriter) -> None: ...
@@ -119,9 +131,13 @@ class HistogramModel(EntropyModel):
         self._model = constriction.stream.model.Categorical(probs, perfect=False)
 
     @classmethod
-    def fit(cls, symbols: np.ndarray) -> HistogramModel:
+    def fit(cls, symbols: np.ndarray, shift: int = 0) -> HistogramModel:
+        """Counts over ``[min, max]``, divided by ``2^shift`` (rounded, occurring symbols ≥ 1)."""
         lo, hi = int(symbols.min()), int(symbols.max())
-        counts = np.bincount((symbols - lo).ravel(), minlength=hi - lo + 1)
+        counts = np.bincount((symbols - lo).ravel(), minlength=hi - lo + 1).astype(np.int64)
+        if shift:
+            scaled = (counts + (1 << (shift - 1))) >> shift
+            counts = np.where(counts > 0, np.maximum(scaled, 1), 0)
         return cls(lo, counts)
 
     def write_params(self, w: ByteWriter) -> None:
@@ -152,9 +168,12 @@ class HistogramModel(EntropyModel):
         return coder.decode(self._model, count).astype(np.int32) + self.lo
 
     def ideal_bits(self, symbols: np.ndarray) -> float:
-        p = self.counts / self.counts.sum()
-        used = self.counts > 0
-        return float(-(self.counts[used] * np.log2(p[used])).sum())
+        occurrences = np.bincount(
+            (symbols.ravel() - self.lo).astype(np.int64), minlength=len(self.counts)
+        )[: len(self.counts)]
+        used = occurrences > 0
+        p = self.counts[used] / self.counts.sum()
+        return float(-(occurrences[used] * np.log2(p)).sum())
 
 
 class LaplaceModel(EntropyModel):
@@ -220,7 +239,71 @@ class LaplaceModel(EntropyModel):
         return float(-np.log2(np.maximum(p, 1e-300)).sum())
 
 
-_KINDS: dict[int, str] = {0: "constant", 1: "histogram", 2: "laplace"}
+class GaussianModel(EntropyModel):
+    KIND = 3
+    SINCE = (1, 1)
+
+    def __init__(self, lo: int, hi: int, mean: float, std: float) -> None:
+        self.lo, self.hi = lo, hi
+        self.mean = float(np.float32(mean))
+        self.std = float(np.float32(std))
+        self._model = constriction.stream.model.QuantizedGaussian(lo, hi, self.mean, self.std)
+
+    @classmethod
+    def fit(cls, symbols: np.ndarray) -> GaussianModel:
+        x = symbols.ravel().astype(np.float64)
+        mean = float(x.mean())
+        std = max(float(x.std()), 0.05)
+        return cls(int(x.min()), int(x.max()), mean, std)
+
+    def write_params(self, w: ByteWriter) -> None:
+        w.svarint(self.lo)
+        w.varint(self.hi - self.lo)
+        w.raw(struct.pack("<ff", self.mean, self.std))
+
+    @classmethod
+    def read_params(cls, r: ByteReader) -> GaussianModel:
+        lo, span = r.svarint(), r.varint()
+        mean, std = struct.unpack("<ff", r.raw(8))
+        ok = (
+            abs(lo) <= MAX_SYMBOL
+            and 1 <= span <= MAX_ALPHABET
+            and math.isfinite(mean)
+            and abs(mean) <= MAX_SYMBOL
+            and math.isfinite(std)
+            and 1e-3 <= std <= MAX_SYMBOL
+        )
+        if not ok:
+            raise MalformedFileError(f"{r.what}: Gaussian model parameters out of range")
+        return cls(lo, lo + span, mean, std)
+
+    def encode(self, symbols: np.ndarray) -> bytes:
+        coder = constriction.stream.stack.AnsCoder()
+        coder.encode_reverse(symbols.ravel().astype(np.int32), self._model)
+        return _to_bytes(coder.get_compressed())
+
+    def decode(self, payload: bytes, count: int, what: str) -> np.ndarray:
+        coder = constriction.stream.stack.AnsCoder(_to_words(payload, what))
+        return coder.decode(self._model, count).astype(np.int32)
+
+    def ideal_bits(self, symbols: np.ndarray) -> float:
+        values, counts = np.unique(symbols.ravel(), return_counts=True)
+        root2 = math.sqrt(2.0) * self.std
+
+        def cdf(v: float) -> float:
+            return 0.5 * math.erfc(-(v - self.mean) / root2)
+
+        total = 0.0
+        for v, n in zip(values.tolist(), counts.tolist(), strict=True):
+            lo = 0.0 if v == self.lo else cdf(v - 0.5)
+            hi = 1.0 if v == self.hi else cdf(v + 0.5)
+            total -= n * math.log2(max(hi - lo, 1e-300))
+        return total
+
+
+_KINDS: dict[int, str] = {0: "constant", 1: "histogram", 2: "laplace", 3: "gaussian"}
+
+MAX_HISTOGRAM_SHIFT = 12  # candidate count scalings 2^0 … 2^12
 
 
 def kind_name(kind: int) -> str:
@@ -234,13 +317,25 @@ def choose_and_encode(symbols: np.ndarray) -> tuple[EntropyModel, bytes]:
     if constant is not None:
         return constant, b""
     best: tuple[int, EntropyModel, bytes] | None = None
-    for model in (HistogramModel.fit(symbols), LaplaceModel.fit(symbols)):
+    for model in candidate_models(symbols):
         payload = model.encode(symbols)
         total = model.param_bytes() + len(payload)
         if best is None or total < best[0]:
             best = (total, model, payload)
     assert best is not None
     return best[1], best[2]
+
+
+def candidate_models(symbols: np.ndarray) -> list[EntropyModel]:
+    """Every non-constant model the encoder tries for ``symbols`` (not all equal)."""
+    models: list[EntropyModel] = [HistogramModel.fit(symbols)]
+    peak = int(models[0].counts.max())
+    for shift in range(1, MAX_HISTOGRAM_SHIFT + 1):
+        if peak >> shift < 2:
+            break
+        models.append(HistogramModel.fit(symbols, shift))
+    models += [LaplaceModel.fit(symbols), GaussianModel.fit(symbols)]
+    return models
 
 
 def write_model(w: ByteWriter, model: EntropyModel) -> None:
@@ -256,4 +351,6 @@ def read_model(r: ByteReader, count: int) -> EntropyModel:
         return HistogramModel.read_params(r, count)
     if kind == LaplaceModel.KIND:
         return LaplaceModel.read_params(r)
+    if kind == GaussianModel.KIND:
+        return GaussianModel.read_params(r)
     raise MalformedFileError(f"{r.what}: unknown entropy model kind {kind}")

@@ -13,13 +13,13 @@ TENSOR_TABLE layout (see bitstream/FORMAT.md for the encodings)::
         u8      bits             2..16
         u8      layout           0 = one scale, 1 = one scale per output channel (dim 0)
         f16[n]  scales           n = 1 or shape[0], little-endian IEEE half
-        u8      entropy model    0 constant, 1 histogram, 2 laplace; then its parameters
+        u8      entropy model    0 constant, 1 histogram, 2 laplace, 3 gaussian; then parameters
         varint  payload_bytes    the payloads tile TENSOR_DATA exactly
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +36,18 @@ from nvcodec.compression.entropy import (
 )
 from nvcodec.compression.quantize import MAX_BITS, MIN_BITS, QuantizedTensor, dequantize, quantize
 
-__all__ = ["EncodedTensors", "TensorStat", "decode_tensors", "encode_tensors", "read_table"]
+__all__ = [
+    "EncodedTensors",
+    "TensorCost",
+    "TensorStat",
+    "decode_tensors",
+    "encode_tensors",
+    "read_table",
+    "tensor_costs",
+]
+
+BitsSpec = int | Callable[[str], int]
+"""One bit depth for every tensor, or a function of the tensor's name (e.g. codes vs weights)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,7 @@ class EncodedTensors:
     table: bytes
     data: bytes
     stats: tuple[TensorStat, ...]
+    reader_version: tuple[int, int] = (1, 0)  # the newest format feature the table uses
 
 
 @dataclass(frozen=True)
@@ -75,28 +87,34 @@ class _Entry:
 
 
 def encode_tensors(
-    named: Sequence[tuple[str, torch.Tensor]], bits: int = 8
+    named: Sequence[tuple[str, torch.Tensor]], bits: BitsSpec = 8
 ) -> tuple[EncodedTensors, list[torch.Tensor]]:
-    """Quantise and entropy-code ``named`` tensors; also return what the decoder will rebuild."""
+    """Quantise and entropy-code ``named`` tensors; also return what the decoder will rebuild.
+
+    ``bits`` is one depth for all tensors or ``name -> depth`` (stored per tensor in the table).
+    """
     w = ByteWriter()
     w.varint(len(named))
     payloads, stats, rebuilt = [], [], []
+    needs: tuple[int, int] = (1, 0)
     for name, tensor in named:
         start = len(w)
-        qt = quantize(tensor, bits, per_channel=tensor.ndim >= 2)
+        depth = bits if isinstance(bits, int) else int(bits(name))
+        qt = quantize(tensor, depth, per_channel=tensor.ndim >= 2)
         model, payload = choose_and_encode(qt.q)
         w.varint(qt.q.size)
-        w.u8(bits)
+        w.u8(depth)
         w.u8(1 if qt.per_channel else 0)
         w.raw(qt.scales.astype("<f2").tobytes())
         write_model(w, model)
+        needs = max(needs, model.SINCE)
         w.varint(len(payload))
         payloads.append(payload)
         stats.append(
             TensorStat(
                 name=name,
                 numel=qt.q.size,
-                bits=bits,
+                bits=depth,
                 entropy_model=kind_name(model.KIND),
                 side_bytes=len(w) - start,
                 payload_bytes=len(payload),
@@ -104,7 +122,9 @@ def encode_tensors(
             )
         )
         rebuilt.append(dequantize(qt))
-    encoded = EncodedTensors(table=w.getvalue(), data=b"".join(payloads), stats=tuple(stats))
+    encoded = EncodedTensors(
+        table=w.getvalue(), data=b"".join(payloads), stats=tuple(stats), reader_version=needs
+    )
     return encoded, rebuilt
 
 
@@ -149,18 +169,43 @@ def read_table(table: bytes, shapes: Sequence[tuple[int, ...]]) -> list[tuple[in
     ]
 
 
-def decode_tensors(
-    table: bytes, data: bytes, shapes: Sequence[tuple[int, ...]]
-) -> list[torch.Tensor]:
-    """Inverse of :func:`encode_tensors`, for a model whose parameter shapes are ``shapes``."""
+@dataclass(frozen=True)
+class TensorCost:
+    """One stored tensor's cost, recomputed from the file (for ``nvc info``)."""
+
+    bits: int
+    entropy_model: str
+    side_bytes: int
+    payload_bytes: int
+    ideal_payload_bits: float  # Shannon length of the decoded symbols under the stored model
+    zeros: int  # symbols equal to 0 (pruned or quantised to zero)
+
+
+def tensor_costs(table: bytes, data: bytes, shapes: Sequence[tuple[int, ...]]) -> list[TensorCost]:
+    """Entropy-decode every payload and measure it against its model's ideal code length."""
     entries = _read_entries(table, shapes)
+    symbols = _decode_symbols(entries, data)
+    return [
+        TensorCost(
+            e.bits,
+            kind_name(e.model.KIND),
+            e.side_bytes,
+            e.payload_bytes,
+            e.model.ideal_bits(s) if s.size else 0.0,
+            int(np.count_nonzero(s == 0)),
+        )
+        for e, s in zip(entries, symbols, strict=True)
+    ]
+
+
+def _decode_symbols(entries: Sequence[_Entry], data: bytes) -> list[np.ndarray]:
     lengths = [e.payload_bytes for e in entries]
     if sum(lengths) != len(data):
         raise MalformedFileError(
             f"tensor data: payloads declare {sum(lengths)} bytes, the section holds {len(data)}"
         )
     out, offset = [], 0
-    for i, (entry, shape, n) in enumerate(zip(entries, shapes, lengths, strict=True)):
+    for i, (entry, n) in enumerate(zip(entries, lengths, strict=True)):
         payload = data[offset : offset + n]
         offset += n
         what = f"tensor data: tensor {i}"
@@ -173,6 +218,17 @@ def decode_tensors(
         qmax = 2 ** (entry.bits - 1) - 1
         if symbols.size and int(np.abs(symbols).max()) > qmax:
             raise MalformedFileError(f"{what}: symbol out of the {entry.bits}-bit range")
+        out.append(symbols)
+    return out
+
+
+def decode_tensors(
+    table: bytes, data: bytes, shapes: Sequence[tuple[int, ...]]
+) -> list[torch.Tensor]:
+    """Inverse of :func:`encode_tensors`, for a model whose parameter shapes are ``shapes``."""
+    entries = _read_entries(table, shapes)
+    out = []
+    for entry, shape, symbols in zip(entries, shapes, _decode_symbols(entries, data), strict=True):
         qt = QuantizedTensor(symbols.reshape(shape), entry.scales, entry.bits, entry.per_channel)
         out.append(dequantize(qt))
     return out

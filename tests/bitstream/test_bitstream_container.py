@@ -60,7 +60,7 @@ SECTIONS = [
 
 def test_pack_matches_independent_layout() -> None:
     rows, payloads = tiled([(int(s.type), 1, s.data) for s in SECTIONS])
-    assert bs.pack(SECTIONS) == build_raw(rows, payloads)
+    assert bs.pack(SECTIONS) == build_raw(rows, payloads, writer=bs.FORMAT_VERSION)
 
 
 def test_round_trip() -> None:
@@ -98,6 +98,7 @@ def test_missing_section_error_names_file_and_type() -> None:
         ([bs.Section(1 << 32, b"")], {}),
         ([bs.Section(-1, b"")], {}),
         ([bs.Section(1, b"")], {"reader_version": (2, 0)}),
+        ([bs.Section(1, b"")], {"reader_version": (1, 2)}),
         ([bs.Section(1, b"")], {"reader_version": (0, 9)}),
         ([bs.Section(1, b"")], {"reader_version": (1, -1)}),
     ],
@@ -127,11 +128,11 @@ def test_wrong_magic(blob: bytes) -> None:
         bs.unpack(blob, name="f.nvc")
 
 
-@pytest.mark.parametrize("version", [(2, 0), (1, 1), (65535, 65535)])
+@pytest.mark.parametrize("version", [(2, 0), (1, 2), (65535, 65535)])
 def test_future_version(version: tuple[int, int]) -> None:
     rows, payloads = tiled([(1, 1, b"m")])
     blob = build_raw(rows, payloads, writer=version, reader=version)
-    msg = rf"^clip\.nvc needs an nvc reader >= {version[0]}\.{version[1]}; this is 1\.0"
+    msg = rf"^clip\.nvc needs an nvc reader >= {version[0]}\.{version[1]}; this is 1\.1"
     with pytest.raises(bs.UnsupportedVersionError, match=msg + r" \(upgrade nvcodec\)$"):
         bs.unpack(blob, name="clip.nvc")
 

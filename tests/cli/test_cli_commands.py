@@ -74,7 +74,7 @@ def test_info(small_encode):
     result = run("info", str(path))
     assert result.exit_code == 0
     for word in (
-        "nvc format 1.0",
+        "nvc format 1.1",
         "nerv",
         f"{report.parameters:,} parameters",
         "tensor_data",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,7 +89,7 @@ def test_inspect_accounts_for_every_byte(small_encode):
     assert info.bpp == pytest.approx(report.bpp)
     assert info.parameters == report.parameters
     assert sum(t.payload_bytes for t in info.tensors) == info.sections["tensor_data"]
-    assert all(t.bits == 8 for t in info.tensors)
+    assert all(t.bits == report.compression["bits"] == 6 for t in info.tensors)  # the default
     assert math.isclose(sum(info.bpp_breakdown().values()), info.bpp)
 
 
@@ -107,3 +108,19 @@ def test_encoder_refuses_bad_output_before_training(tmp_path, chaplin, monkeypat
     with pytest.raises(OutputError, match="exists"):
         encode(chaplin, existing, EncodeOptions(epochs=1))
     assert existing.read_bytes() == b"keep me"
+
+
+def test_files_declare_the_oldest_reader_that_can_decode_them(tmp_path):
+    # Tensors that pick the Gaussian model need format 1.1; others stay readable by 1.0.
+    import torch
+
+    import bitstream
+    from nvcodec.compression import encode_tensors
+
+    rng = torch.Generator().manual_seed(0)
+    gaussian_like = [("w", torch.randn(4, 400, generator=rng))]
+    encoded, _ = encode_tensors(gaussian_like, bits=8)
+    kinds = {s.entropy_model for s in encoded.stats}
+    assert encoded.reader_version == ((1, 1) if "gaussian" in kinds else (1, 0))
+    golden = bitstream.read_file(Path(__file__).parent.parent / "data" / "golden" / "golden_v1.nvc")
+    assert golden.reader_version == (1, 0)

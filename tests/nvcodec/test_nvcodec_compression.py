@@ -23,6 +23,7 @@ from nvcodec.compression.entropy import (
     EntropyModel,
     HistogramModel,
     LaplaceModel,
+    candidate_models,
     choose_and_encode,
     read_model,
     write_model,
@@ -216,9 +217,8 @@ def test_odd_payload_length_is_malformed() -> None:
 
 def _totals(symbols: np.ndarray) -> dict[str, int]:
     totals = {}
-    for cls in (HistogramModel, LaplaceModel):
-        model = cls.fit(symbols)
-        totals[cls.__name__] = model.param_bytes() + len(model.encode(symbols))
+    for i, model in enumerate(candidate_models(symbols)):
+        totals[f"{type(model).__name__}-{i}"] = model.param_bytes() + len(model.encode(symbols))
     return totals
 
 
@@ -375,7 +375,7 @@ def test_read_table_matches_stats(small_params: list[tuple[str, torch.Tensor]]) 
     for (bits, model_name, side, payload), stat in zip(rows, encoded.stats, strict=True):
         assert bits == stat.bits == 8
         assert model_name == stat.entropy_model
-        assert model_name in ("constant", "histogram", "laplace")
+        assert model_name in ("constant", "histogram", "laplace", "gaussian")
         assert side == stat.side_bytes
         assert payload == stat.payload_bytes
     assert sum(r[2] for r in rows) == len(encoded.table) - 1  # + the leading count varint

@@ -3,11 +3,19 @@
 Any pixel format PyAV can decode is brought to 8-bit yuv420p with swscale, keeping the source's
 matrix and range (so the samples mean what the reported :class:`ColourSpec` says). Sources that
 already are 8-bit yuv420p (or full-range yuvj420p) are read directly, untouched.
+
+Sources that a player would show differently from their stored samples are read as stored and
+reported (fields of :class:`VideoInfo`, plus a one-line :class:`VideoInputWarning` naming the file),
+never silently "fixed": a display rotation (display-matrix side data) is not applied, interlaced
+frames are kept as woven frames (no deinterlacing), and variable-frame-rate timestamps are
+ignored (frames are taken in decode order and stored at the stream's average rate).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -19,7 +27,7 @@ from nvcodec.errors import InputError
 from nvcodec.io.colour import ColourSpec
 from nvcodec.io.frames import Yuv420Frames
 
-__all__ = ["VideoInfo", "read_video"]
+__all__ = ["VideoInfo", "VideoInputWarning", "read_video"]
 
 # AVColorSpace values that mean the BT.601 matrix (bt470bg, smpte170m).
 _AVCOL_SPC_BT601 = (5, 6)
@@ -41,6 +49,23 @@ class VideoInfo:
     fps: Fraction
     colour: ColourSpec
     source: str
+    rotation: int = 0  # display rotation in degrees the source asks players for (not applied)
+    interlaced: bool = False  # at least one selected frame is flagged interlaced (not deinterlaced)
+    variable_frame_rate: bool = False  # timestamps of selected frames are not evenly spaced
+
+
+class VideoInputWarning(UserWarning):
+    """The source is usable but will not look the same as in a player (rotation, interlacing,
+    variable frame rate); the message is one line naming the file and what nvcodec does."""
+
+
+def _is_variable_rate(pts: list[int]) -> bool:
+    """Timestamps whose spacing varies by more than rounding (2 ticks or 5 % of the median)."""
+    deltas = sorted(b - a for a, b in itertools.pairwise(pts))
+    if len(deltas) < 2:
+        return False
+    median = deltas[len(deltas) // 2]
+    return deltas[-1] - deltas[0] > max(2, median // 20)
 
 
 def _is_rgb_like(frame: av.VideoFrame) -> bool:
@@ -138,6 +163,9 @@ def read_video(
     spec: ColourSpec | None = None
     seen = 0
     info_w = info_h = 0
+    rotation = 0
+    interlaced = False
+    pts: list[int] = []
     try:
         container = av.open(name, mode="r")
     except OSError as exc:  # includes PyAV's permission / not-found errors
@@ -172,6 +200,11 @@ def read_video(
                         f"{frame.width}x{frame.height} at frame {index}"
                     )
                 info_w, info_h = frame.width, frame.height
+                if not planes:
+                    rotation = int(getattr(frame, "rotation", 0) or 0)
+                interlaced = interlaced or bool(getattr(frame, "interlaced_frame", False))
+                if frame.pts is not None:
+                    pts.append(int(frame.pts))
                 planes.append(_to_yuv420p(frame, spec))
                 if stop is not None and seen >= stop:
                     break
@@ -196,5 +229,35 @@ def read_video(
         fps=fps,
         colour=spec,
         source=name,
+        rotation=rotation,
+        interlaced=interlaced,
+        variable_frame_rate=_is_variable_rate(pts),
     )
+    _warn_about(info)
     return out, info
+
+
+def _warn_about(info: VideoInfo) -> None:
+    name = info.source
+    if info.rotation:
+        warnings.warn(
+            f"{name}: the source asks players to rotate it by {info.rotation} degrees; nvcodec "
+            f"encodes the stored {info.width}x{info.height} orientation (rotate the source first "
+            "to keep the displayed one)",
+            VideoInputWarning,
+            stacklevel=3,
+        )
+    if info.interlaced:
+        warnings.warn(
+            f"{name}: interlaced source; frames are encoded as stored (both fields woven, "
+            "no deinterlacing)",
+            VideoInputWarning,
+            stacklevel=3,
+        )
+    if info.variable_frame_rate:
+        warnings.warn(
+            f"{name}: variable frame rate; frames are kept in decode order and stored at the "
+            f"stream's average rate {float(info.fps):g} fps (original timestamps are not kept)",
+            VideoInputWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,1 @@
+"""Reliability measurements: decoder fuzzing over hostile ``.nvc`` files and decode memory."""

@@ -23,7 +23,7 @@ from bitstream import MalformedFileError
 from nvcodec.compression import decode_tensors
 from nvcodec.device import resolve_device
 from nvcodec.errors import ConfigError
-from nvcodec.fileformat import NvcFile, read_nvc
+from nvcodec.fileformat import NvcFile, naming_file, read_nvc
 from nvcodec.io import Yuv420Frames, check_output, open_writer, rgb_to_yuv420
 from nvcodec.models import build_model
 from nvcodec.ranges import FrameRange, output_positions, parse_fps, resolve_range
@@ -67,7 +67,9 @@ def load_model(path: str | os.PathLike[str], device: str = "auto") -> LoadedMode
     named = list(skeleton.named_parameters())
     if sum(p.numel() for _, p in named) > MAX_PARAMETERS:
         raise MalformedFileError(f"{name}: model has more than {MAX_PARAMETERS:,} parameters")
-    tensors = decode_tensors(nvc.tensor_table, nvc.tensor_data, [tuple(p.shape) for _, p in named])
+    with naming_file(name):
+        shapes = [tuple(p.shape) for _, p in named]
+        tensors = decode_tensors(nvc.tensor_table, nvc.tensor_data, shapes)
     target = resolve_device(device)
     model = build_model(nvc.config, device="cpu")
     with torch.no_grad():

@@ -9,7 +9,9 @@ failure is a :class:`bitstream.MalformedFileError` naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -29,7 +31,7 @@ from nvcodec.io.colour import ColourSpec
 from nvcodec.models.config import MAX_FRAMES, ModelConfig
 from nvcodec.models.registry import config_from_dict
 
-__all__ = ["NvcFile", "StoredVideo", "read_nvc", "write_nvc"]
+__all__ = ["NvcFile", "StoredVideo", "naming_file", "read_nvc", "write_nvc"]
 
 MAX_FPS_TERM = 1_000_000
 
@@ -87,6 +89,17 @@ class NvcFile:
     def tensor_data(self) -> bytes:
         assert self.container is not None
         return self.container.get(SectionType.TENSOR_DATA).data
+
+
+@contextlib.contextmanager
+def naming_file(name: str) -> Iterator[None]:
+    """Prefix errors from section parsers (which only know the section) with the file name."""
+    try:
+        yield
+    except MalformedFileError as exc:
+        if str(exc).startswith(f"{name}: "):
+            raise
+        raise MalformedFileError(f"{name}: {exc}") from None
 
 
 def write_nvc(

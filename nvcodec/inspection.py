@@ -14,7 +14,7 @@ from typing import Any
 
 from bitstream import SectionType
 from nvcodec.compression import tensor_costs
-from nvcodec.fileformat import read_nvc
+from nvcodec.fileformat import naming_file, read_nvc
 from nvcodec.models import build_model
 
 __all__ = ["FileInfo", "GroupInfo", "TensorInfo", "group_of", "inspect"]
@@ -106,7 +106,8 @@ def inspect(path: str | os.PathLike[str]) -> FileInfo:
     assert nvc.container is not None
     skeleton = build_model(nvc.config, device="meta")
     named = [(n, tuple(p.shape)) for n, p in skeleton.named_parameters()]
-    rows = tensor_costs(nvc.tensor_table, nvc.tensor_data, [shape for _, shape in named])
+    with naming_file(os.fspath(path)):
+        rows = tensor_costs(nvc.tensor_table, nvc.tensor_data, [shape for _, shape in named])
     tensors = tuple(
         TensorInfo(
             name,

@@ -134,11 +134,8 @@ def test_frame_range_equals_slice_of_full_decode(small_encode, tmp_path):
 
 
 def _zero_frame_video(path: Path) -> None:
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv420p"
+    # A valid Y4M stream header with no FRAME: a real video file that holds zero frames.
+    path.write_bytes(b"YUV4MPEG2 W32 H16 F25:1 Ip A1:1 C420jpeg\n")
 
 
 def _assert_clean_failure(result, *outputs: Path) -> None:
@@ -169,11 +166,13 @@ def test_encode_non_video(tmp_path):
 
 
 def test_encode_zero_frames(tmp_path):
-    empty = tmp_path / "empty.mkv"
+    empty = tmp_path / "empty.y4m"
     _zero_frame_video(empty)
     out = tmp_path / "x.nvc"
     result = run("encode", str(empty), "-o", str(out))
     _assert_clean_failure(result, out)
+    assert "no such file" not in result.stderr
+    assert "frames" in result.stderr
 
 
 def test_encode_output_folder_missing(tmp_path, chaplin):

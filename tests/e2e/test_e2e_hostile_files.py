@@ -150,3 +150,15 @@ def test_metadata_json_is_what_the_format_documents():
     assert set(meta) == {"video", "model", "compression", "encoder"}
     assert meta["model"]["id"] == "nerv"
     json.dumps(meta)  # plain JSON, nothing else
+
+
+def test_tensor_layer_errors_name_the_file(tmp_path):
+    from nvcodec import inspect
+
+    sections = _sections((GOLDEN / "golden_v1.nvc").read_bytes())
+    sections[SectionType.TENSOR_TABLE] = sections[SectionType.TENSOR_TABLE][:-1]
+    path = tmp_path / "short-table.nvc"
+    path.write_bytes(_repack(sections))
+    for load in (lambda: load_model(path, device="cpu"), lambda: inspect(path)):
+        with pytest.raises(bitstream.MalformedFileError, match=rf"^{path}: tensor table"):
+            load()

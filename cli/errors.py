@@ -37,8 +37,9 @@ def friendly_errors(func: F) -> F:
         except OSError as exc:
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}") from None
-        except KeyboardInterrupt:
-            click.echo("Interrupted; no output was written.", err=True)
+        except KeyboardInterrupt as exc:
+            # A command may say how to continue (encode with --checkpoint-dir) in the message.
+            click.echo(f"Interrupted; {str(exc) or 'no output was written.'}", err=True)
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]

@@ -99,6 +99,19 @@ def main() -> None:
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option(
+    "--checkpoint-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Save training progress here (about once a minute and after each phase; created if "
+    "missing) so an interrupted encode can be continued with --resume. Removed on success.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the interrupted encode saved in --checkpoint-dir (same input and options).",
+)
+@click.option("--checkpoint-every", default=None, type=int, hidden=True)  # epochs; for tests
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def encode(
@@ -121,6 +134,9 @@ def encode(
     device: str,
     seed: int,
     overwrite: bool,
+    checkpoint_dir: str | None,
+    resume: bool,
+    checkpoint_every: int | None,
     quiet: bool,
 ) -> None:
     """Encode INPUT (any video PyAV can read) into a .nvc file."""
@@ -150,9 +166,18 @@ def encode(
         device=device,
         frames=parse_frame_range(frame_range) if frame_range else None,
         overwrite=overwrite,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
     )
-    with TrainingProgress(disable=quiet) as progress:
-        report = run_encode(input_path, output, options, progress=progress.update)
+    try:
+        with TrainingProgress(disable=quiet) as progress:
+            report = run_encode(input_path, output, options, progress=progress.update)
+    except KeyboardInterrupt:
+        if checkpoint_dir:
+            hint = f"no output was written; resume with --resume --checkpoint-dir {checkpoint_dir}"
+            raise KeyboardInterrupt(hint) from None
+        raise
     click.echo(encode_summary(report))
 
 

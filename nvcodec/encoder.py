@@ -11,10 +11,20 @@
 Everything that can be checked cheaply (output path, options, input video) is checked before
 training starts, so a mistake never costs an hour of GPU time. The reported quality is measured
 on the frames the decoder produces from the file, never on the in-memory float model.
+
+**Interrupted encodes.** With ``checkpoint_dir`` the training state is saved there periodically
+(:mod:`nvcodec.training.checkpoint`; every ``checkpoint_every`` epochs, else about once a minute,
+and at the end of every phase). ``resume=True`` continues from it: the checkpoint must have been
+made by the same encode (input frames, model config and every option that changes the result,
+see :func:`_fingerprint`), phases before the saved one are skipped, and on the CPU the resumed
+encode writes exactly the file an uninterrupted one would. The checkpoint is deleted once the
+``.nvc`` file is written and verified.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -30,7 +40,14 @@ from nvcodec.decoder import decode_frames
 from nvcodec.device import resolve_device
 from nvcodec.errors import ConfigError, InputError, OutputError
 from nvcodec.fileformat import NvcFile, StoredVideo, write_nvc
-from nvcodec.io import QualityMetrics, VideoInfo, compute_metrics, read_video, yuv420_to_rgb
+from nvcodec.io import (
+    QualityMetrics,
+    VideoInfo,
+    Yuv420Frames,
+    compute_metrics,
+    read_video,
+    yuv420_to_rgb,
+)
 from nvcodec.models import (
     build_model,
     count_parameters,
@@ -41,7 +58,13 @@ from nvcodec.models import (
 from nvcodec.models.config import ModelConfig
 from nvcodec.pipeline import BITS_PER_PARAM, DEFAULT_BITS, PRESETS, RATE_DEPTHS, compress_model
 from nvcodec.ranges import FrameRange
-from nvcodec.training import EpochStats, TrainConfig, train
+from nvcodec.training import EpochStats, TrainConfig, TrainResult, train
+from nvcodec.training.checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    Checkpointer,
+    NoCheckpointError,
+)
 from nvcodec.training.loop import OPTIMIZERS
 
 __all__ = ["EncodeOptions", "EncodeReport", "encode"]
@@ -69,6 +92,9 @@ class EncodeOptions:
     device: str = "auto"
     frames: FrameRange | None = None
     overwrite: bool = False
+    checkpoint_dir: str | None = None  # save progress here (created if missing; parent must exist)
+    resume: bool = False  # continue from the checkpoint in checkpoint_dir
+    checkpoint_every: int | None = None  # epochs between checkpoints; None: about once a minute
 
     @property
     def resolved_epochs(self) -> int:
@@ -126,6 +152,12 @@ class EncodeOptions:
             raise ConfigError(f"warm-up fraction must be in [0, 1), got {self.warmup}")
         if self.bits is not None and not 2 <= self.bits <= 16:
             raise ConfigError(f"bits must be in [2, 16], got {self.bits}")
+        if self.resume and not self.checkpoint_dir:
+            raise ConfigError("--resume needs --checkpoint-dir (the folder holding the checkpoint)")
+        if self.checkpoint_every is not None and not 1 <= self.checkpoint_every <= 100_000:
+            raise ConfigError(
+                f"checkpoint interval must be in [1, 100000] epochs, got {self.checkpoint_every}"
+            )
 
     def train_config(self) -> TrainConfig:
         """The model's recipe with this encode's overrides applied."""
@@ -183,6 +215,69 @@ def _check_nvc_output(output: str, input_path: str, overwrite: bool) -> None:
             raise OutputError(f"{output}: exists (use -y to overwrite)")
 
 
+_NOT_RESULT_OPTIONS = ("overwrite", "checkpoint_dir", "resume", "checkpoint_every")
+
+
+def _check_checkpoint_dir(opts: EncodeOptions) -> None:
+    """Before reading anything: the folder can be used (created now if only it is missing)."""
+    if not opts.checkpoint_dir:
+        return
+    folder = opts.checkpoint_dir
+    parent = os.path.dirname(os.path.abspath(folder))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise OutputError(f"{folder}: checkpoint folder is a file")
+    if not os.path.isdir(parent):
+        raise OutputError(f"{folder}: cannot create the checkpoint folder: {parent} does not exist")
+    os.makedirs(folder, exist_ok=True)
+    if opts.resume and not os.path.isfile(os.path.join(folder, CHECKPOINT_NAME)):
+        raise NoCheckpointError(
+            f"{folder}: no checkpoint to resume from ({CHECKPOINT_NAME} is missing)"
+        )
+
+
+def _fingerprint(
+    opts: EncodeOptions,
+    src: str,
+    reference: Yuv420Frames,
+    info: VideoInfo,
+    config: ModelConfig,
+    train_cfg: TrainConfig,
+    device: torch.device,
+) -> dict[str, object]:
+    """What must be equal for a checkpoint to be resumed: the frames (hashed), the model config,
+    the training recipe, every option that changes the result, the device type and versions.
+    ``info`` is shown in messages but never compared (the same frames may move or be re-muxed)."""
+    digest = hashlib.sha256()
+    for plane in (reference.y, reference.u, reference.v):
+        digest.update(repr(plane.shape).encode())
+        digest.update(np.ascontiguousarray(plane).tobytes())
+    options = {
+        f.name: list(v) if isinstance(v := getattr(opts, f.name), tuple) else v
+        for f in dataclasses.fields(opts)
+        if f.name not in _NOT_RESULT_OPTIONS
+    }
+    recipe = {
+        f.name: list(v) if isinstance(v := getattr(train_cfg, f.name), tuple) else v
+        for f in dataclasses.fields(train_cfg)
+    }
+    return {
+        "info": {"input": os.path.abspath(src)},
+        "input": {
+            "frames_sha256": digest.hexdigest(),
+            "width": info.width,
+            "height": info.height,
+            "frame_count": info.frame_count,
+            "fps": str(info.fps),
+            "colour": str(info.colour),
+        },
+        "options": options,
+        "train": recipe,
+        "model_config": config.to_dict(),
+        "device": device.type,
+        "versions": {"nvcodec": __version__, "torch": torch.__version__},
+    }
+
+
 def encode(
     input_path: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -194,6 +289,7 @@ def encode(
     opts.validate()
     src, out = os.fspath(input_path), os.fspath(output)
     _check_nvc_output(out, src, opts.overwrite)
+    _check_checkpoint_dir(opts)
     device = resolve_device(opts.device)
     times: dict[str, float] = {}
     begin = time.perf_counter()
@@ -225,7 +321,43 @@ def encode(
     model = build_model(config, device=device)
     names = [n for n, _ in model.named_parameters()]
     train_cfg = opts.train_config()
-    result = train(model, frames, train_cfg, progress)
+    checkpointer: Checkpointer | None = None
+    resume: Checkpoint | None = None
+    if opts.checkpoint_dir:
+        fingerprint = _fingerprint(opts, src, reference, info, config, train_cfg, device)
+        checkpointer = Checkpointer(
+            opts.checkpoint_dir, fingerprint, every_epochs=opts.checkpoint_every
+        )
+        if opts.resume:
+            resume = checkpointer.load()
+        elif checkpointer.exists():
+            raise ConfigError(
+                f"{checkpointer.path}: a checkpoint of an interrupted encode is there; continue "
+                "it with --resume, or delete it (or use another --checkpoint-dir) to start over"
+            )
+    if resume is None or resume.phase == "train":
+        result = train(
+            model,
+            frames,
+            train_cfg,
+            progress,
+            checkpointer.hook("train") if checkpointer else None,
+            resume.state if resume else None,
+        )
+        if checkpointer is not None:
+            checkpointer.history["train"] = {
+                "loss": result.final_loss if np.isfinite(result.final_loss) else None,
+                "seconds": result.seconds,
+                "steps": result.steps,
+            }
+        resume = None
+    else:  # a later phase: training is done, its summary travels in the checkpoint
+        done = resume.history.get("train", {})
+        loss = done.get("loss")
+        loss = float(loss) if loss is not None else float("nan")
+        mse_psnr = -10.0 * np.log10(loss) if loss > 0 else float("inf")
+        seconds, steps = float(done.get("seconds", 0.0)), int(done.get("steps", 0))
+        result = TrainResult(loss, float(mse_psnr), seconds, steps)
     times["train"] = result.seconds
 
     t0 = time.perf_counter()
@@ -251,6 +383,8 @@ def encode(
         target_bytes=tensor_target,
         names=names,
         callback=(lambda phase, stats: progress(stats)) if progress else None,
+        checkpointer=checkpointer,
+        resume=resume,
     )
     del frames
     encoded = piped.encoded
@@ -281,6 +415,8 @@ def encode(
     decoded = decode_frames(out, device=opts.device)
     times["decode"] = time.perf_counter() - t0
     metrics = compute_metrics(reference, decoded, info.colour)
+    if checkpointer is not None:
+        checkpointer.remove()
     times["total"] = time.perf_counter() - begin
 
     return EncodeReport(

@@ -14,6 +14,14 @@
 The fine-tune phases reuse :func:`nvcodec.training.train` unchanged: masks and fake quantisation
 are ``torch.nn.utils.parametrize`` parametrizations, and the model is wrapped so that the
 optimiser still sees the model's own parameter groups (DS-NeRV's codes at 10× the lr).
+
+**Checkpoints.** With a :class:`~nvcodec.training.checkpoint.Checkpointer` each fine-tune phase
+saves its training state together with what re-entering it needs: the pruning masks (``prune``)
+and, for ``qat``, the masks after rate control plus the chosen bit depths and prune ratio.
+Resuming from a ``prune`` checkpoint re-attaches the masks and continues the fine-tune; from a
+``qat`` checkpoint it re-attaches the masks, skips rate control (its decision is in the
+checkpoint), attaches fake quantisation and continues QAT. Everything after is deterministic, so
+the file is the one an uninterrupted run writes.
 """
 
 from __future__ import annotations
@@ -27,10 +35,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from nvcodec.compression import EncodedTensors, encode_tensors, qat
 from nvcodec.compression import prune as pruning
 from nvcodec.training import EpochStats, TrainConfig, train
+from nvcodec.training.checkpoint import Checkpoint, Checkpointer
 
 __all__ = [
     "BITS_PER_PARAM",
@@ -137,6 +147,14 @@ def _fine_tune_config(base: TrainConfig, epochs: int) -> TrainConfig:
     )
 
 
+def _attach_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Re-register saved pruning masks (module name → keep-mask) on a fresh model."""
+    for name, keep in masks.items():
+        module = model.get_submodule(name)
+        device = next(module.parameters()).device
+        parametrize.register_parametrization(module, "weight", pruning.Mask(keep.to(device)))
+
+
 @dataclass(frozen=True)
 class PipelineResult:
     encoded: EncodedTensors
@@ -206,39 +224,70 @@ def compress_model(
     target_bytes: int | None = None,
     names: Sequence[str] | None = None,
     callback: Callable[[str, EpochStats], None] | None = None,
+    checkpointer: Checkpointer | None = None,
+    resume: Checkpoint | None = None,
 ) -> PipelineResult:
     """Prune, fine-tune, pick the rate, QAT and entropy-code an already trained ``model``.
 
     ``target_bytes`` (rate control) bounds TENSOR_TABLE + TENSOR_DATA; ``bits`` is then the
     deepest depth tried. ``names`` is the stored tensor order (default: the model's own
-    ``named_parameters()`` before anything is attached).
+    ``named_parameters()`` before anything is attached). ``checkpointer`` saves the fine-tune
+    phases; ``resume`` (a ``prune`` or ``qat`` checkpoint, ``model`` freshly built) re-enters
+    the phase it was saved in, skipping the ones before (see the module docstring).
     """
     names = list(names) if names is not None else [n for n, _ in model.named_parameters()]
     groups = _capture_groups(model)
     wrapped = _Grouped(model, groups)
     phases: dict[str, float] = {}
     psnr: dict[str, float] = {}
+    if resume is not None:
+        if resume.phase not in ("prune", "qat"):
+            raise ValueError(f"compress_model resumes prune or qat, not {resume.phase!r}")
+        for phase, done in resume.history.get("phases", {}).items():
+            phases[phase] = float(done["seconds"])
+            if done.get("psnr") is not None:
+                psnr[phase] = float(done["psnr"])
+        _attach_masks(model, resume.masks)
 
-    def run(phase: str, epochs: int) -> None:
+    def run(phase: str, epochs: int, data: dict[str, object] | None = None) -> None:
         cb = (lambda s: callback(phase, s)) if callback else None
-        result = train(wrapped, frames, _fine_tune_config(base, epochs), cb)
+        hook = None
+        if checkpointer is not None:
+            hook = checkpointer.hook(phase, data, pruning.masks_of(model))
+        state = resume.state if resume is not None and resume.phase == phase else None
+        result = train(wrapped, frames, _fine_tune_config(base, epochs), cb, hook, state)
         phases[phase] = result.seconds
         psnr[phase] = result.final_psnr
+        if checkpointer is not None:
+            finite = math.isfinite(result.final_psnr)
+            checkpointer.history.setdefault("phases", {})[phase] = {
+                "seconds": result.seconds,
+                "psnr": result.final_psnr if finite else None,
+            }
 
-    if prune_ratio > 0:
-        pruning.prune(model, prune_ratio)
-        if prune_epochs > 0:
-            run("prune", prune_epochs)
+    if resume is None:
+        if prune_ratio > 0:
+            pruning.prune(model, prune_ratio)
+            if prune_epochs > 0:
+                run("prune", prune_epochs)
+    elif resume.phase == "prune":
+        run("prune", prune_epochs)
     note = ""
-    if target_bytes is not None:
+    if resume is not None and resume.phase == "qat":
+        bits, code_bits = int(resume.data["bits"]), int(resume.data["code_bits"])
+        prune_ratio, note = float(resume.data["prune_ratio"]), str(resume.data["note"])
+    elif target_bytes is not None:
         t0 = time.perf_counter()
         bits, code_bits, prune_ratio, note = _choose_rate(
             model, names, target_bytes, prune_ratio, code_bits, bits
         )
         phases["rate"] = time.perf_counter() - t0
+        if checkpointer is not None:
+            checkpointer.history.setdefault("phases", {})["rate"] = {"seconds": phases["rate"]}
     if qat_epochs > 0:
         qat.attach(model, bits_for(bits, code_bits))
-        run("qat", qat_epochs)
+        rate = {"bits": bits, "code_bits": code_bits, "prune_ratio": prune_ratio, "note": note}
+        run("qat", qat_epochs, rate)
         qat.detach(model)
     else:
         pruning.strip(model)

@@ -21,10 +21,17 @@ without ``make_training_encoder`` trains as ``model(positions)`` against the fra
   the last epoch (encoder in eval mode): writes the encoder's outputs for every frame into the
   model's stored parameters (its embedding tables), so that ``model(t)`` afterwards — and the
   decoder, which only has the stored parameters — reproduces what training optimised.
+
+**Checkpoints** (:mod:`nvcodec.training.checkpoint`). ``checkpoint(epoch, epochs, capture)`` is
+called after every epoch; it decides whether to save and only then calls ``capture()``, which
+copies the whole training state to the CPU (the only extra host sync). ``resume`` puts a freshly
+built model/optimiser/scheduler/generator in a saved state and continues with the next epoch, so
+on the CPU a resumed run ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -34,6 +41,7 @@ import torch
 from torch import nn
 
 from nvcodec.training.adan import Adan
+from nvcodec.training.checkpoint import TrainState, capture_train_state, restore_train_state
 from nvcodec.training.schedule import cosine_with_warmup
 
 __all__ = ["EpochStats", "TrainConfig", "TrainResult", "train", "train_epoch", "train_step"]
@@ -156,11 +164,14 @@ def train(
     frames: torch.Tensor,
     config: TrainConfig,
     callback: Callable[[EpochStats], None] | None = None,
+    checkpoint: Callable[[int, int, Callable[[], TrainState]], None] | None = None,
+    resume: TrainState | None = None,
 ) -> TrainResult:
     """Overfit ``model`` to ``frames`` (T×3×H×W in [0, 1], already on the training device).
 
     A model with ``make_training_encoder`` trains through its encoder and is finalised at the end
-    (see the module docstring); the encoder is discarded afterwards.
+    (see the module docstring); the encoder is discarded afterwards. ``checkpoint`` and
+    ``resume``: see the module docstring.
     """
     generator = torch.Generator().manual_seed(config.seed)
     make_encoder = getattr(model, "make_training_encoder", None)
@@ -177,10 +188,33 @@ def train(
         encoder.train()
     start = time.perf_counter()
     mse = math.nan
-    for epoch in range(1, config.epochs + 1):
+    first = 1
+    if resume is not None:
+        if resume.epochs != config.epochs:
+            raise ValueError(f"resume state is for {resume.epochs} epochs, not {config.epochs}")
+        restore_train_state(resume, model, encoder, optimizer, scheduler, generator)
+        first, mse, start = resume.epoch + 1, resume.loss, start - resume.seconds
+    for epoch in range(first, config.epochs + 1):
         mse_t = train_epoch(
             model, optimizer, scheduler, frames, config.batch_size, generator, autocast, encoder
         )
+        if checkpoint is not None:
+            checkpoint(
+                epoch,
+                config.epochs,
+                functools.partial(
+                    capture_train_state,
+                    epoch,
+                    config.epochs,
+                    mse_t,  # brought to the host only if a checkpoint is saved
+                    time.perf_counter() - start,
+                    model,
+                    encoder,
+                    optimizer,
+                    scheduler,
+                    generator,
+                ),
+            )
         if callback is not None or epoch == config.epochs:
             mse = float(mse_t)  # the one host sync per epoch
             if callback is not None:

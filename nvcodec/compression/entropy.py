@@ -176,22 +176,29 @@ class HistogramModel(EntropyModel):
         return float(-(occurrences[used] * np.log2(p)).sum())
 
 
-class LaplaceModel(EntropyModel):
-    KIND = 2
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+class _ParametricModel(EntropyModel):
+    """A continuous distribution with a location and a scale, quantised to integer bins on
+    ``[lo, hi]`` (the end bins take the tails). Parameters: ``lo`` svarint, ``hi - lo`` varint,
+    location and scale as two little-endian binary32, validated on the way in."""
+
+    NAME: ClassVar[str]
 
     def __init__(self, lo: int, hi: int, loc: float, scale: float) -> None:
         self.lo, self.hi = lo, hi
         # Round-trip through float32 so the encoder uses exactly what the decoder will read.
         self.loc = float(np.float32(loc))
         self.scale = float(np.float32(scale))
-        self._model = constriction.stream.model.QuantizedLaplace(lo, hi, self.loc, self.scale)
+        self._model = self._constriction_model()
 
-    @classmethod
-    def fit(cls, symbols: np.ndarray) -> LaplaceModel:
-        x = symbols.ravel().astype(np.float64)
-        loc = float(np.median(x))
-        scale = max(float(np.mean(np.abs(x - loc))), 0.05)
-        return cls(int(x.min()), int(x.max()), loc, scale)
+    @abstractmethod
+    def _constriction_model(self) -> object: ...
+
+    @abstractmethod
+    def cdf(self, v: np.ndarray) -> np.ndarray:
+        """The continuous distribution's CDF (for the ideal code length)."""
 
     def write_params(self, w: ByteWriter) -> None:
         w.svarint(self.lo)
@@ -199,7 +206,7 @@ class LaplaceModel(EntropyModel):
         w.raw(struct.pack("<ff", self.loc, self.scale))
 
     @classmethod
-    def read_params(cls, r: ByteReader) -> LaplaceModel:
+    def read_params(cls, r: ByteReader) -> _ParametricModel:
         lo, span = r.svarint(), r.varint()
         loc, scale = struct.unpack("<ff", r.raw(8))
         ok = (
@@ -211,7 +218,7 @@ class LaplaceModel(EntropyModel):
             and 1e-3 <= scale <= MAX_SYMBOL
         )
         if not ok:
-            raise MalformedFileError(f"{r.what}: Laplace model parameters out of range")
+            raise MalformedFileError(f"{r.what}: {cls.NAME} model parameters out of range")
         return cls(lo, lo + span, loc, scale)
 
     def encode(self, symbols: np.ndarray) -> bytes:
@@ -224,81 +231,55 @@ class LaplaceModel(EntropyModel):
         return coder.decode(self._model, count).astype(np.int32)
 
     def ideal_bits(self, symbols: np.ndarray) -> float:
+        values, counts = np.unique(symbols.ravel().astype(np.float64), return_counts=True)
+        lower = np.where(values == self.lo, 0.0, self.cdf(values - 0.5))
+        upper = np.where(values == self.hi, 1.0, self.cdf(values + 0.5))
+        return float(-(counts * np.log2(np.maximum(upper - lower, 1e-300))).sum())
+
+
+class LaplaceModel(_ParametricModel):
+    KIND = 2
+    NAME = "Laplace"
+
+    def _constriction_model(self) -> object:
+        return constriction.stream.model.QuantizedLaplace(self.lo, self.hi, self.loc, self.scale)
+
+    @classmethod
+    def fit(cls, symbols: np.ndarray) -> LaplaceModel:
         x = symbols.ravel().astype(np.float64)
-        b = self.scale
+        loc = float(np.median(x))
+        scale = max(float(np.mean(np.abs(x - loc))), 0.05)  # maximum-likelihood estimates
+        return cls(int(x.min()), int(x.max()), loc, scale)
 
-        def cdf(v: np.ndarray) -> np.ndarray:
-            z = (v - self.loc) / b
-            return np.where(
-                z < 0, 0.5 * np.exp(np.minimum(z, 0)), 1 - 0.5 * np.exp(-np.maximum(z, 0))
-            )
-
-        lo_mass, hi_mass = cdf(np.array([self.lo - 0.5]))[0], 1 - cdf(np.array([self.hi + 0.5]))[0]
-        p = cdf(x + 0.5) - cdf(x - 0.5)
-        p = p + np.where(x == self.lo, lo_mass, 0) + np.where(x == self.hi, hi_mass, 0)
-        return float(-np.log2(np.maximum(p, 1e-300)).sum())
+    def cdf(self, v: np.ndarray) -> np.ndarray:
+        z = (v - self.loc) / self.scale
+        return np.where(z < 0, 0.5 * np.exp(np.minimum(z, 0)), 1 - 0.5 * np.exp(-np.maximum(z, 0)))
 
 
-class GaussianModel(EntropyModel):
+class GaussianModel(_ParametricModel):
     KIND = 3
     SINCE = (1, 1)
+    NAME = "Gaussian"
 
-    def __init__(self, lo: int, hi: int, mean: float, std: float) -> None:
-        self.lo, self.hi = lo, hi
-        self.mean = float(np.float32(mean))
-        self.std = float(np.float32(std))
-        self._model = constriction.stream.model.QuantizedGaussian(lo, hi, self.mean, self.std)
+    def _constriction_model(self) -> object:
+        return constriction.stream.model.QuantizedGaussian(self.lo, self.hi, self.loc, self.scale)
+
+    @property
+    def mean(self) -> float:
+        return self.loc
+
+    @property
+    def std(self) -> float:
+        return self.scale
 
     @classmethod
     def fit(cls, symbols: np.ndarray) -> GaussianModel:
         x = symbols.ravel().astype(np.float64)
-        mean = float(x.mean())
-        std = max(float(x.std()), 0.05)
-        return cls(int(x.min()), int(x.max()), mean, std)
+        return cls(int(x.min()), int(x.max()), float(x.mean()), max(float(x.std()), 0.05))
 
-    def write_params(self, w: ByteWriter) -> None:
-        w.svarint(self.lo)
-        w.varint(self.hi - self.lo)
-        w.raw(struct.pack("<ff", self.mean, self.std))
-
-    @classmethod
-    def read_params(cls, r: ByteReader) -> GaussianModel:
-        lo, span = r.svarint(), r.varint()
-        mean, std = struct.unpack("<ff", r.raw(8))
-        ok = (
-            abs(lo) <= MAX_SYMBOL
-            and 1 <= span <= MAX_ALPHABET
-            and math.isfinite(mean)
-            and abs(mean) <= MAX_SYMBOL
-            and math.isfinite(std)
-            and 1e-3 <= std <= MAX_SYMBOL
-        )
-        if not ok:
-            raise MalformedFileError(f"{r.what}: Gaussian model parameters out of range")
-        return cls(lo, lo + span, mean, std)
-
-    def encode(self, symbols: np.ndarray) -> bytes:
-        coder = constriction.stream.stack.AnsCoder()
-        coder.encode_reverse(symbols.ravel().astype(np.int32), self._model)
-        return _to_bytes(coder.get_compressed())
-
-    def decode(self, payload: bytes, count: int, what: str) -> np.ndarray:
-        coder = constriction.stream.stack.AnsCoder(_to_words(payload, what))
-        return coder.decode(self._model, count).astype(np.int32)
-
-    def ideal_bits(self, symbols: np.ndarray) -> float:
-        values, counts = np.unique(symbols.ravel(), return_counts=True)
-        root2 = math.sqrt(2.0) * self.std
-
-        def cdf(v: float) -> float:
-            return 0.5 * math.erfc(-(v - self.mean) / root2)
-
-        total = 0.0
-        for v, n in zip(values.tolist(), counts.tolist(), strict=True):
-            lo = 0.0 if v == self.lo else cdf(v - 0.5)
-            hi = 1.0 if v == self.hi else cdf(v + 0.5)
-            total -= n * math.log2(max(hi - lo, 1e-300))
-        return total
+    def cdf(self, v: np.ndarray) -> np.ndarray:
+        z = -(np.asarray(v, dtype=np.float64) - self.loc) / (math.sqrt(2.0) * self.scale)
+        return 0.5 * _erfc(z)
 
 
 _KINDS: dict[int, str] = {0: "constant", 1: "histogram", 2: "laplace", 3: "gaussian"}

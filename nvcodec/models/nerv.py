@@ -31,7 +31,7 @@ from nvcodec.models.blocks import (
 from nvcodec.models.config import ModelConfig, bounds
 from nvcodec.models.registry import register_model
 
-__all__ = ["NeRV", "NeRVConfig", "nerv_sizing"]
+__all__ = ["NeRV", "NeRVConfig", "index_layout", "nerv_sizing"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,24 +72,30 @@ class NeRVConfig(ModelConfig):
         return max(largest, 3 * h * w)  # the head runs on the padded grid before the crop
 
 
-def nerv_sizing(height: int, width: int, frame_count: int, knob: int) -> NeRVConfig:
-    """NeRV with stem width ``knob``; channels halve per stage after the first, floor knob/4."""
+def index_layout(height: int, width: int, frame_count: int, knob: int) -> dict[str, Any]:
+    """The layout NeRV and NeRV++ share for stem width ``knob``: the grid plan, a stem hidden
+    width of 2·knob (64..512), and channels that halve per stage after the first, floor knob/4."""
     plan = plan_grid(height, width)
     floor = max(4, knob // 4)
     channels = [knob]
     for _ in plan.strides[1:]:
         channels.append(max(channels[-1] // 2, floor))
-    return NeRVConfig(
-        height=height,
-        width=width,
-        frame_count=frame_count,
-        base_h=plan.base_h,
-        base_w=plan.base_w,
-        strides=plan.strides,
-        stem_dim=knob,
-        stem_hidden=min(512, max(64, 2 * knob)),
-        channels=tuple(channels),
-    )
+    return {
+        "height": height,
+        "width": width,
+        "frame_count": frame_count,
+        "base_h": plan.base_h,
+        "base_w": plan.base_w,
+        "strides": plan.strides,
+        "stem_dim": knob,
+        "stem_hidden": min(512, max(64, 2 * knob)),
+        "channels": tuple(channels),
+    }
+
+
+def nerv_sizing(height: int, width: int, frame_count: int, knob: int) -> NeRVConfig:
+    """NeRV with stem width ``knob`` (see :func:`index_layout`)."""
+    return NeRVConfig(**index_layout(height, width, frame_count, knob))
 
 
 @register_model("nerv", NeRVConfig, nerv_sizing, "NeRV: positional encoding → MLP → NeRV blocks")

@@ -64,10 +64,10 @@ from nvcodec.models.blocks import (
     OutputHead,
     PositionalEncoding,
     make_activation,
-    plan_grid,
     xavier_init_,
 )
 from nvcodec.models.config import ModelConfig, bounds
+from nvcodec.models.nerv import index_layout
 from nvcodec.models.registry import register_model
 
 __all__ = ["SCRB", "NeRVPP", "NeRVPPBlock", "NeRVPPConfig", "nervpp_sizing"]
@@ -124,23 +124,8 @@ class NeRVPPConfig(ModelConfig):
 
 
 def nervpp_sizing(height: int, width: int, frame_count: int, knob: int) -> NeRVPPConfig:
-    """NeRV++ with stem width ``knob``; channels halve per stage after the first, floor knob/4."""
-    plan = plan_grid(height, width)
-    floor = max(4, knob // 4)
-    channels = [knob]
-    for _ in plan.strides[1:]:
-        channels.append(max(channels[-1] // 2, floor))
-    return NeRVPPConfig(
-        height=height,
-        width=width,
-        frame_count=frame_count,
-        base_h=plan.base_h,
-        base_w=plan.base_w,
-        strides=plan.strides,
-        stem_dim=knob,
-        stem_hidden=min(512, max(64, 2 * knob)),
-        channels=tuple(channels),
-    )
+    """NeRV++ with stem width ``knob``: the layout it shares with NeRV (``index_layout``)."""
+    return NeRVPPConfig(**index_layout(height, width, frame_count, knob))
 
 
 class SCRB(nn.Module):

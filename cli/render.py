@@ -9,7 +9,7 @@ import json
 import math
 import sys
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from nvcodec.encoder import EncodeReport
@@ -20,10 +20,16 @@ if TYPE_CHECKING:
 class TrainingProgress:
     """A tqdm bar over epochs showing loss and PSNR; closed (and cleared) on exit."""
 
+    PHASES: ClassVar[dict[str, str]] = {
+        "train": "training",
+        "prune": "pruned fine-tune",
+        "qat": "QAT fine-tune",
+    }
+
     def __init__(self, disable: bool = False) -> None:
         self._disable = disable
         self._bar: Any = None
-        self._phase = 0
+        self._phase = ""
 
     def __enter__(self) -> TrainingProgress:
         return self
@@ -31,16 +37,14 @@ class TrainingProgress:
     def update(self, stats: EpochStats) -> None:
         if self._disable:
             return
-        if self._bar is not None and (
-            stats.epochs != self._bar.total or stats.epoch <= self._bar.n
-        ):
-            self._bar.close()  # a new phase (prune fine-tune, QAT) starts its own bar
+        if self._bar is not None and stats.phase != self._phase:
+            self._bar.close()  # each phase (training, pruned fine-tune, QAT) has its own bar
             self._bar = None
-            self._phase += 1
         if self._bar is None:
             from tqdm import tqdm
 
-            desc = "training" if self._phase == 0 else f"fine-tune {self._phase}"
+            self._phase = stats.phase
+            desc = self.PHASES.get(stats.phase, stats.phase)
             self._bar = tqdm(total=stats.epochs, desc=desc, unit="epoch", file=sys.stderr)
         self._bar.set_postfix(loss=f"{stats.loss:.5f}", psnr=f"{stats.psnr:.2f}dB", refresh=False)
         self._bar.update(stats.epoch - self._bar.n)

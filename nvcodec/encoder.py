@@ -382,7 +382,11 @@ def encode(
         qat_epochs=opts.resolved_qat_epochs,
         target_bytes=tensor_target,
         names=names,
-        callback=(lambda phase, stats: progress(stats)) if progress else None,
+        callback=(
+            (lambda phase, stats: progress(dataclasses.replace(stats, phase=phase)))
+            if progress
+            else None
+        ),
         checkpointer=checkpointer,
         resume=resume,
     )

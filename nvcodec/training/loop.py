@@ -70,6 +70,7 @@ class EpochStats:
     psnr: float  # RGB PSNR in dB of the training loss (float model, before quantisation)
     lr: float
     seconds: float
+    phase: str = "train"  # set by the compression pipeline: "prune", "qat"
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class NvcCodec(Codec):
         epochs: int = 30,
         batch_size: int = 1,
         lr: float | None = None,
-        bits: int = 8,
+        bits: int | None = None,  # None: the encoder's default pipeline (6-bit QAT, pruning)
         seed: int = 0,
         device: str = "auto",
     ) -> None:
@@ -79,8 +79,16 @@ class NvcCodec(Codec):
             "batch_size": opts.batch_size,
             # JSON-normal form (tuples → lists) so cached keys compare equal after a reload
             "recipe": json.loads(json.dumps(dataclasses.asdict(opts.train_config()))),
-            "bits": opts.bits,
             "seed": opts.seed,
+            # the compression pipeline, as the encoder will resolve it
+            "compression": {
+                "bits": opts.bits,
+                "code_bits": opts.code_bits,
+                "prune_ratio": opts.prune_ratio,
+                "prune_epochs": opts.prune_epochs,
+                "qat_epochs": opts.qat_epochs,
+                "preset": opts.preset,
+            },
         }
 
     def versions(self) -> dict[str, str]:
@@ -89,7 +97,8 @@ class NvcCodec(Codec):
     def describe(self) -> str:
         return (
             f"nvcodec {self.model}, {self.epochs} epochs, batch {self.batch_size}, "
-            f"lr {'model recipe' if self.lr is None else f'{self.lr:g}'}, {self.bits}-bit weights, "
+            f"lr {'model recipe' if self.lr is None else f'{self.lr:g}'}, "
+            f"{'default pipeline' if self.bits is None else f'{self.bits}-bit weights'}, "
             "parameter-budget sweep"
         )
 

@@ -82,7 +82,7 @@ def main() -> None:
     "--bits",
     default=None,
     type=int,
-    help="Weight bit depth [6; with --bpp the deepest depth tried, 8].",
+    help="Weight bit depth [5; with --bpp the deepest depth tried, 8].",
 )
 @click.option(
     "--code-bits",

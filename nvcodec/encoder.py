@@ -81,7 +81,7 @@ class EncodeOptions:
     optimizer: str | None = None  # None: the model's own recipe (DS-NeRV: Adan; NeRV: Adam)
     lr: float | None = None
     warmup: float | None = None
-    bits: int | None = None  # weights; None: 6, or with target_bpp the deepest depth tried, 8
+    bits: int | None = None  # weights; None: 5, or with target_bpp the deepest depth tried, 8
     code_bits: int | None = None  # codes / embeddings; None: same as the weights
     prune_ratio: float = 0.2  # fraction of conv/linear weights zeroed (0: no pruning)
     prune_epochs: int | None = None  # fine-tune after pruning; None: the preset's

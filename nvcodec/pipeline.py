@@ -64,7 +64,7 @@ QAT, for DS-NeRV on Bunny (320×160, ~100k parameters; see benchmarks/compressio
 ``--bpp`` sizes the model with the figure of the default depth before training; the final depth is
 then chosen on the real file sizes, so this only needs to be roughly right."""
 
-DEFAULT_BITS = 6  # weights and codes, without --bpp (see the ablation in benchmarks/compression)
+DEFAULT_BITS = 5  # weights and codes, without --bpp (see benchmarks/compression: 5-bit QAT wins)
 
 RATE_DEPTHS = (8, 7, 6, 5, 4)
 RATE_TOLERANCE = 0.15  # what --bpp promises (tests/nvcodec/test_nvcodec_pipeline.py)

@@ -10,6 +10,7 @@ import pytest
 
 from nvcodec import EncodeOptions, decode, decode_frames, encode, inspect
 from nvcodec.io import compute_metrics, read_video
+from nvcodec.pipeline import DEFAULT_BITS
 
 
 def test_report_numbers_are_recomputable_from_file_and_source(small_encode, chaplin, tmp_path):
@@ -89,7 +90,7 @@ def test_inspect_accounts_for_every_byte(small_encode):
     assert info.bpp == pytest.approx(report.bpp)
     assert info.parameters == report.parameters
     assert sum(t.payload_bytes for t in info.tensors) == info.sections["tensor_data"]
-    assert all(t.bits == report.compression["bits"] == 6 for t in info.tensors)  # the default
+    assert all(t.bits == report.compression["bits"] == DEFAULT_BITS for t in info.tensors)
     assert math.isclose(sum(info.bpp_breakdown().values()), info.bpp)
 
 

@@ -338,9 +338,10 @@ def plot(res: dict, path: Path) -> bool:
     for key, label in (
         ("plain_8bit_zstd", "plain 8-bit + zstd"),
         ("plain_8bit_entropy", "8-bit + entropy coding"),
+        ("plain_8bit_zstd_equal_epochs", "plain 8-bit + zstd, equal epochs (control)"),
         ("full", "full pipeline"),
     ):
-        rows = res["rd"][key]
+        rows = res["rd"].get(key, [])
         ax.plot([r["bpp"] for r in rows], [r["psnr_rgb"] for r in rows], "o-", label=label)
     ax.set_xlabel("bpp (file size)")
     ax.set_ylabel("PSNR-RGB (dB), decoded from the file")

@@ -156,7 +156,7 @@ def run_benchmark(cfg: BenchConfig, log_stream: TextIO | None = None) -> BenchSu
                     log(f"cached   {what}")
                     continue
                 if source is None and cfg.scale > 1:
-                    y4m = folder / "streams" / f"source_x{cfg.scale}.y4m"
+                    y4m = folder / "streams" / f"{clip.stem}_x{cfg.scale}.y4m"
                     path, reference, info = prepare_clip(clip, cfg.scale, frames, y4m)
                     source = Source(path, None, reference, info)
                 elif source is None:

@@ -17,6 +17,7 @@ Output layout under ``--out``::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -193,12 +194,32 @@ def run_benchmark(cfg: BenchConfig, log_stream: TextIO | None = None) -> BenchSu
         _write(report, text)
         summary.reports.append(report)
         log(f"wrote {report}")
+    if not cfg.dry_run:
+        _add_earlier_clips(cfg.out, summary.records)
     if summary.records:
         path = cfg.out / "summary.md"
         _write(path, summary_markdown(summary.records))
         summary.reports.append(path)
         log(f"wrote {path}")
     return summary
+
+
+def _add_earlier_clips(out: Path, records: dict[str, list[dict[str, Any]]]) -> None:
+    """The summary covers every clip folder under ``out``, also those of earlier invocations
+    (e.g. clips run with other budgets), from their cached point files."""
+    for folder in sorted(p.parent for p in out.glob("*/points")):
+        if folder.name in records:
+            continue
+        points = []
+        for path in sorted((folder / "points").glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(record, dict) and "codec" in record:
+                points.append(record)
+        if points:
+            records[folder.name] = points
 
 
 def _write(path: Path, text: str) -> None:

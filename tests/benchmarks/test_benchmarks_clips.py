@@ -29,3 +29,17 @@ def test_prepare_clip_writes_an_exact_reference(tmp_path, chaplin):
 def test_scaled_runs_get_their_own_folder(chaplin):
     assert clip_folder_name(chaplin, None) == "chaplin_96x72_16f"
     assert clip_folder_name(chaplin, (0, 8), 4) == "chaplin_96x72_16f_0-8_x4"
+
+
+def test_summary_includes_clip_folders_of_earlier_runs(tmp_path):
+    import json
+
+    from benchmarks.run import _add_earlier_clips
+
+    for name in ("a_x4", "b_x4"):
+        (tmp_path / name / "points").mkdir(parents=True)
+        (tmp_path / name / "points" / "p.json").write_text(json.dumps({"codec": "x264"}))
+    (tmp_path / "b_x4" / "points" / "broken.json").write_text("{not json")
+    records = {"a_x4": [{"codec": "fresh"}]}
+    _add_earlier_clips(tmp_path, records)
+    assert records == {"a_x4": [{"codec": "fresh"}], "b_x4": [{"codec": "x264"}]}

@@ -80,13 +80,14 @@ class NvcCodec(Codec):
             # JSON-normal form (tuples → lists) so cached keys compare equal after a reload
             "recipe": json.loads(json.dumps(dataclasses.asdict(opts.train_config()))),
             "seed": opts.seed,
-            # the compression pipeline, as the encoder will resolve it
+            # the compression pipeline as the encoder resolves it, so a change of defaults
+            # (e.g. the bit depth) invalidates cached points
             "compression": {
-                "bits": opts.bits,
-                "code_bits": opts.code_bits,
+                "bits": opts.resolved_bits,
+                "code_bits": opts.resolved_code_bits,
                 "prune_ratio": opts.prune_ratio,
-                "prune_epochs": opts.prune_epochs,
-                "qat_epochs": opts.qat_epochs,
+                "prune_epochs": opts.resolved_prune_epochs,
+                "qat_epochs": opts.resolved_qat_epochs,
                 "preset": opts.preset,
             },
         }

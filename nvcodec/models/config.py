@@ -73,6 +73,16 @@ class ModelConfig:
             else:  # pragma: no cover - a programming error in a config class
                 raise TypeError(f"unsupported config field type {kind!r}")
 
+    def check_output_grid(self, out_h: int, out_w: int) -> None:
+        """The decoder's output grid (before the crop) must cover the frame without padding it
+        more than 2× (+16): shared by every model whose strides come from a stored plan."""
+        if out_h < self.height or out_w < self.width:
+            raise ConfigError(f"{self.MODEL_ID} config: the stride plan does not cover the frame")
+        if out_h > 2 * self.height + 16 or out_w > 2 * self.width + 16:
+            raise ConfigError(
+                f"{self.MODEL_ID} config: the stride plan pads the frame more than 2×"
+            )
+
     def activation_elements(self) -> int:
         """Elements of the largest activation tensor for one frame (bounds decode memory).
 

@@ -123,11 +123,7 @@ class DSNeRVConfig(ModelConfig):
         if not self.static_rate < self.dynamic_rate:
             raise ConfigError("ds-nerv config: static_rate must be below dynamic_rate")
         scale = self.static_scale * math.prod(self.strides)
-        out_h, out_w = self.static_h * scale, self.static_w * scale
-        if out_h < self.height or out_w < self.width:
-            raise ConfigError("ds-nerv config: the stride plan does not cover the frame")
-        if out_h > 2 * self.height + 16 or out_w > 2 * self.width + 16:
-            raise ConfigError("ds-nerv config: the stride plan pads the frame more than 2×")
+        self.check_output_grid(self.static_h * scale, self.static_w * scale)
 
     @property
     def static_scale(self) -> int:

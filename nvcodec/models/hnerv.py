@@ -98,11 +98,7 @@ class HNeRVConfig(ModelConfig):
             raise ConfigError(f"{name} config: one channel count and kernel per stride required")
         if any(k % 2 == 0 for k in (*self.kernels, self.head_kernel)):
             raise ConfigError(f"{name} config: kernel sizes must be odd")
-        grid_h, grid_w = self.grid_size
-        if grid_h < self.height or grid_w < self.width:
-            raise ConfigError(f"{name} config: the stride plan does not cover the frame")
-        if grid_h > 2 * self.height + 16 or grid_w > 2 * self.width + 16:
-            raise ConfigError(f"{name} config: the stride plan pads the frame more than 2×")
+        self.check_output_grid(*self.grid_size)
 
     @property
     def scale(self) -> int:

@@ -13,6 +13,7 @@ size works.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -55,13 +56,8 @@ class NeRVConfig(ModelConfig):
 
         if len(self.channels) != len(self.strides):
             raise ConfigError("nerv config: one channel count per stride is required")
-        scale = 1
-        for s in self.strides:
-            scale *= s
-        if self.base_h * scale < self.height or self.base_w * scale < self.width:
-            raise ConfigError("nerv config: the stride plan does not cover the frame")
-        if self.base_h * scale > 2 * self.height + 16 or self.base_w * scale > 2 * self.width + 16:
-            raise ConfigError("nerv config: the stride plan pads the frame more than 2×")
+        scale = math.prod(self.strides)
+        self.check_output_grid(self.base_h * scale, self.base_w * scale)
 
     def activation_elements(self) -> int:
         h, w = self.base_h, self.base_w

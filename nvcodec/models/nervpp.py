@@ -48,6 +48,7 @@ cosine schedule with 20 % warm-up — the same as this package's NeRV.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -97,13 +98,8 @@ class NeRVPPConfig(ModelConfig):
         for name in ("kernel", "dw_kernel"):
             if getattr(self, name) % 2 == 0:
                 raise ConfigError(f"nerv++ config: {name} must be odd")
-        scale = 1
-        for s in self.strides:
-            scale *= s
-        if self.base_h * scale < self.height or self.base_w * scale < self.width:
-            raise ConfigError("nerv++ config: the stride plan does not cover the frame")
-        if self.base_h * scale > 2 * self.height + 16 or self.base_w * scale > 2 * self.width + 16:
-            raise ConfigError("nerv++ config: the stride plan pads the frame more than 2×")
+        scale = math.prod(self.strides)
+        self.check_output_grid(self.base_h * scale, self.base_w * scale)
 
     def activation_elements(self) -> int:
         h, w = self.base_h, self.base_w

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.reliability.fuzz import CHAPLIN, GOLDEN, SEED_MODELS
+from benchmarks.reliability.fuzz import make_seed_files
 from benchmarks.reliability.mutators import MUTATORS, try_decode
 
 EXAMPLES_PER_MUTATOR = 60
@@ -39,25 +39,7 @@ def _rss_mib() -> float:
 
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    from nvcodec import EncodeOptions, encode
-
-    folder = tmp_path_factory.mktemp("fuzz-seeds")
-    files = {"golden": GOLDEN.read_bytes()}
-    for model, size in SEED_MODELS:
-        out = folder / f"{model}.nvc"
-        options = EncodeOptions(
-            model=model,
-            size=size,
-            epochs=1,
-            prune_epochs=0,
-            qat_epochs=0,
-            frames=(0, 4),
-            device="cpu",
-            seed=1,
-        )
-        encode(CHAPLIN, out, options)
-        files[model] = out.read_bytes()
-    return files
+    return make_seed_files(tmp_path_factory.mktemp("fuzz-seeds"))
 
 
 @pytest.fixture(scope="module")

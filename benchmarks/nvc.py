@@ -27,10 +27,12 @@ from benchmarks.codecs import BenchmarkError, Codec, CodecRun, Source, library_v
 from nvcodec import EncodeOptions, decode_frames, encode
 from nvcodec.io import QualityMetrics, compute_metrics
 from nvcodec.models import get_spec
+from nvcodec.pipeline import RD_AUTO_KAPPA
 
 __all__ = ["NvcCodec", "nvc_codec"]
 
 PREFIX = "nvc-"
+RD_SUFFIX = "-rd"  # nvc-<model>-rd: RD training at the benchmark's --lambda
 
 
 class NvcCodec(Codec):
@@ -47,14 +49,15 @@ class NvcCodec(Codec):
         epochs: int = 30,
         batch_size: int = 1,
         lr: float | None = None,
-        bits: int | None = None,  # None: the encoder's default pipeline (6-bit QAT, pruning)
+        bits: int | None = None,  # None: the encoder's default pipeline (5-bit QAT, pruning)
+        lam: float | str | None = None,  # RD training at this λ (or "auto") instead of QAT
         seed: int = 0,
         device: str = "auto",
     ) -> None:
         get_spec(model)  # unknown ids fail here, before any work
         self.model, self.epochs, self.batch_size = model, epochs, batch_size
-        self.lr, self.bits, self.seed, self.device = lr, bits, seed, device
-        self.label = f"{PREFIX}{model}"
+        self.lr, self.bits, self.lam, self.seed, self.device = lr, bits, lam, seed, device
+        self.label = f"{PREFIX}{model}" + (RD_SUFFIX if lam is not None else "")
 
     def options(self, source: Source | None, point: float) -> EncodeOptions:
         return EncodeOptions(
@@ -64,6 +67,8 @@ class NvcCodec(Codec):
             batch_size=self.batch_size,
             lr=self.lr,
             bits=self.bits,
+            lam=self.lam,
+            prune_ratio=0.0 if self.lam is not None else EncodeOptions.prune_ratio,
             seed=self.seed,
             device=self.device,
             frames=source.frames if source is not None else None,
@@ -89,6 +94,15 @@ class NvcCodec(Codec):
                 "prune_epochs": opts.resolved_prune_epochs,
                 "qat_epochs": opts.resolved_qat_epochs,
                 "preset": opts.preset,
+                **(
+                    {
+                        "lambda": opts.lam,
+                        "kappa": RD_AUTO_KAPPA if opts.lam == "auto" else None,
+                        "rd_epochs": opts.resolved_rd_epochs,
+                    }
+                    if opts.lam is not None
+                    else {}
+                ),
             },
         }
 
@@ -99,9 +113,13 @@ class NvcCodec(Codec):
         return (
             f"nvcodec {self.model}, {self.epochs} epochs, batch {self.batch_size}, "
             f"lr {'model recipe' if self.lr is None else f'{self.lr:g}'}, "
-            f"{'default pipeline' if self.bits is None else f'{self.bits}-bit weights'}, "
-            "parameter-budget sweep"
+            f"{self._pipeline()}, parameter-budget sweep"
         )
+
+    def _pipeline(self) -> str:
+        if self.lam is not None:
+            return f"RD training λ={self.lam}, no pruning"
+        return "default pipeline" if self.bits is None else f"{self.bits}-bit weights"
 
     def run(self, source: Source, point: float, stem: Path) -> CodecRun:
         path = stem.with_suffix(".nvc")
@@ -159,8 +177,14 @@ def check_same_metrics(
             raise BenchmarkError(f"{what}: {key} {x} differs from the encoder's report ({y})")
 
 
-def nvc_codec(name: str, **kwargs: Any) -> NvcCodec | None:
-    """``nvc-<model id>`` → :class:`NvcCodec`, or None when ``name`` is not an nvcodec name."""
+def nvc_codec(name: str, *, lam: float | str | None = None, **kwargs: Any) -> NvcCodec | None:
+    """``nvc-<model id>`` → :class:`NvcCodec` (the QAT pipeline), ``nvc-<model id>-rd`` → the
+    same model with RD training at ``lam``; None when ``name`` is not an nvcodec name."""
     if not name.startswith(PREFIX):
         return None
-    return NvcCodec(name[len(PREFIX) :], **kwargs)
+    model = name[len(PREFIX) :]
+    if model.endswith(RD_SUFFIX):
+        if lam is None:
+            raise BenchmarkError(f"{name}: RD training needs --lambda")
+        return NvcCodec(model[: -len(RD_SUFFIX)], lam=lam, **kwargs)
+    return NvcCodec(model, **kwargs)

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from benchmarks.clips import prepare_clip
 from benchmarks.codecs import ANCHORS, BenchmarkError, Codec, Source, external_codec
-from benchmarks.nvc import PREFIX, nvc_codec
+from benchmarks.nvc import PREFIX, RD_SUFFIX, nvc_codec
 from benchmarks.report import clip_markdown, plot_clip, summary_markdown
 from benchmarks.results import load_point, make_record, point_key, point_stem, save_point
 from nvcodec.errors import NvcodecError
@@ -55,6 +55,7 @@ class BenchConfig:
     epochs: int | None = None  # None = DEFAULT_EPOCHS (QUICK_EPOCHS with quick)
     batch_size: int = 1
     lr: float | None = None  # None: each model's own recipe
+    lam: float | str | None = None  # λ of the nvc-<model>-rd codecs (a number or "auto")
     seed: int = 0
     device: str = "auto"
     frames: FrameRange | None = None  # None = whole clip (QUICK_FRAMES with quick)
@@ -77,7 +78,8 @@ class BenchSummary:
 
 
 def codec_names() -> list[str]:
-    return [*ANCHORS, *(PREFIX + m for m in model_ids())]
+    models = model_ids()
+    return [*ANCHORS, *(PREFIX + m for m in models), *(PREFIX + m + RD_SUFFIX for m in models)]
 
 
 def build_codec(name: str, cfg: BenchConfig) -> Codec:
@@ -90,6 +92,7 @@ def build_codec(name: str, cfg: BenchConfig) -> Codec:
         epochs=epochs,
         batch_size=cfg.batch_size,
         lr=cfg.lr,
+        lam=cfg.lam,
         seed=cfg.seed,
         device=cfg.device,
     )
@@ -236,6 +239,15 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected numbers like 18,23,28, got {text!r}") from None
 
 
+def _lambda(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
 def _sizes(text: str) -> tuple[int, ...]:
     try:
         return tuple(parse_size(t) for t in text.split(",") if t.strip())
@@ -267,6 +279,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help=f"nvcodec epochs (default {DEFAULT_EPOCHS})")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--lr", type=float, default=None, help="default: each model's recipe")
+    p.add_argument(
+        "--lambda",
+        dest="lam",
+        type=_lambda,
+        default=None,
+        help="λ of the nvc-<model>-rd codecs: a number, or auto (the encoder's κ·D/R)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="nvcodec device: auto, cpu, cuda[:N]")
     p.add_argument("--frames", type=_frames, help="half-open frame range A:B (default: all)")
@@ -303,6 +322,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         epochs=ns.epochs,
         batch_size=ns.batch_size,
         lr=ns.lr,
+        lam=ns.lam,
         seed=ns.seed,
         device=ns.device,
         frames=ns.frames,

@@ -10,6 +10,16 @@ import click
 from cli.errors import friendly_errors
 
 
+def _parse_lambda(text: str | None) -> float | str | None:
+    """``--lambda``: 'auto' or a number (its range is checked with the other options)."""
+    if text is None or text.strip().lower() == "auto":
+        return None if text is None else "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(f"expected a number or 'auto', got {text!r}") from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nvcodec", prog_name="nvc")
 def main() -> None:
@@ -70,6 +80,20 @@ def main() -> None:
     type=int,
     help="Quantisation-aware fine-tune epochs [10 % of epochs]; 0: post-training quantisation.",
 )
+@click.option(
+    "--lambda",
+    "lam",
+    default=None,
+    help="Rate-distortion training: loss = MSE + λ·bpp with learned step sizes and rate models "
+    "for every stored tensor, in place of the fixed-depth QAT; larger λ, smaller file. 'auto' "
+    "picks λ from the trained model's own distortion and rate.",
+)
+@click.option(
+    "--rd-epochs",
+    default=None,
+    type=int,
+    help="RD fine-tune epochs with --lambda [the preset's prune + QAT epochs].",
+)
 @click.option("--batch-size", default=1, show_default=True, type=int, help="Frames per step.")
 @click.option("--lr", default=None, type=float, help="Peak learning rate [model's recipe].")
 @click.option(
@@ -125,6 +149,8 @@ def encode(
     prune_ratio: float,
     prune_epochs: int | None,
     qat_epochs: int | None,
+    lam: str | None,
+    rd_epochs: int | None,
     batch_size: int,
     lr: float | None,
     optimizer: str | None,
@@ -160,6 +186,8 @@ def encode(
         prune_ratio=prune_ratio,
         prune_epochs=prune_epochs,
         qat_epochs=qat_epochs,
+        lam=_parse_lambda(lam),
+        rd_epochs=rd_epochs,
         target_bpp=target_bpp,
         preset=preset,
         seed=seed,

@@ -128,13 +128,20 @@ def info_text(info: FileInfo, tensors: bool = True) -> str:
     if tensors:
         lines.append("tensors:")
         lines.append(
-            f"  {'name':32s} {'shape':>18s} {'bits':>4s} {'model':>9s} {'side B':>8s} "
-            f"{'payload B':>10s} {'bits/param':>10s}"
+            f"  {'name':32s} {'shape':>18s} {'bits':>4s} {'step':>17s} {'model':>9s} "
+            f"{'side B':>8s} {'payload B':>10s} {'vs ideal':>8s} {'bits/param':>10s}"
         )
         for t in info.tensors:
             shape = "×".join(map(str, t.shape))
             lines.append(
-                f"  {t.name:32s} {shape:>18s} {t.bits:>4d} {t.entropy_model:>9s} "
-                f"{t.side_bytes:>8,} {t.payload_bytes:>10,} {t.bits_per_param:>10.3f}"
+                f"  {t.name:32s} {shape:>18s} {t.bits:>4d} {_steps(t.steps):>17s} "
+                f"{t.entropy_model:>9s} {t.side_bytes:>8,} {t.payload_bytes:>10,} "
+                f"{t.payload_gap:>+8.2%} {t.bits_per_param:>10.3f}"
             )
     return "\n".join(lines)
+
+
+def _steps(steps: tuple[float, float]) -> str:
+    """One quantisation step, or the range of a tensor's per-channel steps."""
+    lo, hi = steps
+    return f"{lo:.3g}" if lo == hi else f"{lo:.3g}–{hi:.3g}"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import time
 from collections.abc import Callable
@@ -56,7 +57,15 @@ from nvcodec.models import (
     training_defaults,
 )
 from nvcodec.models.config import ModelConfig
-from nvcodec.pipeline import BITS_PER_PARAM, DEFAULT_BITS, PRESETS, RATE_DEPTHS, compress_model
+from nvcodec.pipeline import (
+    BITS_PER_PARAM,
+    DEFAULT_BITS,
+    PRESETS,
+    RATE_DEPTHS,
+    RDSettings,
+    compress_model,
+    rd_compress,
+)
 from nvcodec.ranges import FrameRange
 from nvcodec.training import EpochStats, TrainConfig, TrainResult, train
 from nvcodec.training.checkpoint import (
@@ -68,6 +77,10 @@ from nvcodec.training.checkpoint import (
 from nvcodec.training.loop import OPTIMIZERS
 
 __all__ = ["EncodeOptions", "EncodeReport", "encode"]
+
+AUTO = "auto"  # --lambda auto: λ = κ·D/R of the trained model (nvcodec.pipeline._auto_lambda)
+RD_META_BYTES = 96  # upper bound of the RD fields' share of METADATA
+MAX_LAMBDA = 100.0  # λ in MSE per bpp: 100 would trade 1 bpp for an MSE of 100 (far past useful)
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,8 @@ class EncodeOptions:
     prune_epochs: int | None = None  # fine-tune after pruning; None: the preset's
     qat_epochs: int | None = None  # quantisation-aware fine-tune; None: the preset's (0: off)
     target_bpp: float | None = None  # rate control: size the model and pick the depth for this
+    lam: float | str | None = None  # RD training, loss D + λ·bpp; "auto": λ from D/R; None: QAT
+    rd_epochs: int | None = None  # RD fine-tune epochs; None: the preset's (25 % of epochs)
     preset: str = "medium"
     seed: int = 0
     device: str = "auto"
@@ -110,9 +125,27 @@ class EncodeOptions:
 
     @property
     def resolved_qat_epochs(self) -> int:
+        if self.rd:
+            return 0  # RD training's STE epochs take QAT's place
         if self.qat_epochs is not None:
             return self.qat_epochs
         return PRESETS[self.preset].qat_epochs(self.resolved_epochs)
+
+    @property
+    def rd(self) -> bool:
+        return self.lam is not None
+
+    @property
+    def resolved_rd_epochs(self) -> int:
+        """The preset's QAT epochs, plus its prune fine-tune's when nothing is pruned: the same
+        total epochs as the QAT pipeline."""
+        if self.rd_epochs is not None:
+            return self.rd_epochs
+        preset = PRESETS[self.preset]
+        epochs = preset.qat_epochs(self.resolved_epochs)
+        if self.prune_ratio == 0:
+            epochs += preset.prune_epochs(self.resolved_epochs)
+        return epochs
 
     @property
     def resolved_bits(self) -> int:
@@ -152,6 +185,30 @@ class EncodeOptions:
             raise ConfigError(f"warm-up fraction must be in [0, 1), got {self.warmup}")
         if self.bits is not None and not 2 <= self.bits <= 16:
             raise ConfigError(f"bits must be in [2, 16], got {self.bits}")
+        if self.lam is not None:
+            if self.lam != AUTO and not (
+                isinstance(self.lam, float | int)
+                and math.isfinite(self.lam)
+                and 0 < self.lam <= MAX_LAMBDA
+            ):
+                raise ConfigError(
+                    f"lambda must be {AUTO!r} or a number in (0, {MAX_LAMBDA:g}], got {self.lam}"
+                )
+            for what, value in (
+                ("--bits", self.bits),
+                ("--code-bits", self.code_bits),
+                ("--qat-epochs", self.qat_epochs),
+            ):
+                if value is not None:
+                    raise ConfigError(
+                        f"{what} sets the fixed-depth QAT pipeline; with --lambda the step "
+                        "sizes are learned (leave it out, or leave out --lambda)"
+                    )
+        if self.rd_epochs is not None:
+            if self.lam is None:
+                raise ConfigError("--rd-epochs needs --lambda (RD training)")
+            if not 1 <= self.rd_epochs <= 100_000:
+                raise ConfigError(f"RD epochs must be in [1, 100000], got {self.rd_epochs}")
         if self.resume and not self.checkpoint_dir:
             raise ConfigError("--resume needs --checkpoint-dir (the folder holding the checkpoint)")
         if self.checkpoint_every is not None and not 1 <= self.checkpoint_every <= 100_000:
@@ -371,16 +428,7 @@ def encode(
     tensor_target = None
     if target_bytes is not None:
         tensor_target = target_bytes - _overhead_bytes(opts, info, config=config)
-    piped = compress_model(
-        model,
-        frames,
-        train_cfg,
-        bits=opts.resolved_bits,
-        code_bits=opts.resolved_code_bits,
-        prune_ratio=opts.prune_ratio,
-        prune_epochs=opts.resolved_prune_epochs,
-        qat_epochs=opts.resolved_qat_epochs,
-        target_bytes=tensor_target,
+    common = dict(
         names=names,
         callback=(
             (lambda phase, stats: progress(dataclasses.replace(stats, phase=phase)))
@@ -390,9 +438,52 @@ def encode(
         checkpointer=checkpointer,
         resume=resume,
     )
+    rd_outcome = None
+    if opts.rd:
+        settings = RDSettings(
+            lam=None if opts.lam == AUTO else float(opts.lam),
+            epochs=opts.resolved_rd_epochs,
+            # the RD fields of METADATA (λ, epochs, proxy bits, step factor) are not in the
+            # overhead estimate: keep room for them
+            target_bytes=None if tensor_target is None else tensor_target - RD_META_BYTES,
+        )
+        piped, rd_outcome = rd_compress(
+            model,
+            frames,
+            train_cfg,
+            settings,
+            pixels=pixels,
+            prune_ratio=opts.prune_ratio,
+            prune_epochs=opts.resolved_prune_epochs,
+            **common,
+        )
+    else:
+        piped = compress_model(
+            model,
+            frames,
+            train_cfg,
+            bits=opts.resolved_bits,
+            code_bits=opts.resolved_code_bits,
+            prune_ratio=opts.prune_ratio,
+            prune_epochs=opts.resolved_prune_epochs,
+            qat_epochs=opts.resolved_qat_epochs,
+            target_bytes=tensor_target,
+            **common,
+        )
     del frames
     encoded = piped.encoded
     compression = _compression_meta(opts, piped.code_bits, piped.prune_ratio)
+    if rd_outcome is not None:
+        compression.update(
+            {
+                "lambda": rd_outcome.lam,
+                "lambda_auto": opts.lam == AUTO,
+                "quantiser": "learned-step-per-tensor-fp16",
+                "rd_epochs": opts.resolved_rd_epochs,
+                "rd_proxy_bits": round(rd_outcome.proxy_bits),
+                "rd_step_factor": round(rd_outcome.step_factor, 6),
+            }
+        )
     nvc = NvcFile(
         video=video,
         model_id=opts.model,

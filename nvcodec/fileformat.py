@@ -73,9 +73,9 @@ class NvcFile:
             "video": self.video.to_dict(),
             "model": {"id": self.model_id, "config": self.config.to_dict()},
             "compression": {
-                **self.compression,
-                "bits": self.bits,
                 "quantiser": "symmetric-per-channel-fp16-scale",
+                **self.compression,  # RD training names its own quantiser
+                "bits": self.bits,
             },
             "encoder": self.encoder,
         }
@@ -176,7 +176,7 @@ def _parse(meta: dict[str, Any], container: Container) -> NvcFile:
         bits=_int(compression["bits"], 2, 16, "bits"),
         encoder=encoder if isinstance(encoder, dict) else {},
         container=container,
-        compression={k: v for k, v in compression.items() if k not in ("bits", "quantiser")}
+        compression={k: v for k, v in compression.items() if k != "bits"}
         if isinstance(compression, dict)
         else {},
     )

@@ -33,10 +33,17 @@ class TensorInfo:
     payload_bytes: int
     ideal_payload_bits: float = 0.0
     zeros: int = 0
+    steps: tuple[float, float] = (0.0, 0.0)  # smallest and largest quantisation step
 
     @property
     def numel(self) -> int:
         return _numel(self.shape)
+
+    @property
+    def payload_gap(self) -> float:
+        """Coded payload over its ideal length, minus 1."""
+        ideal = self.ideal_payload_bits / 8
+        return self.payload_bytes / ideal - 1 if ideal > 0 else 0.0
 
     @property
     def bits_per_param(self) -> float:
@@ -118,6 +125,7 @@ def inspect(path: str | os.PathLike[str]) -> FileInfo:
             c.payload_bytes,
             c.ideal_payload_bits,
             c.zeros,
+            c.steps,
         )
         for (name, shape), c in zip(named, rows, strict=True)
     )

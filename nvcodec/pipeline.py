@@ -37,8 +37,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from nvcodec.compression import EncodedTensors, encode_tensors, qat
+from nvcodec.compression import EncodedTensors, encode_quantized, encode_tensors, qat
 from nvcodec.compression import prune as pruning
+from nvcodec.compression import rd as rdq
+from nvcodec.compression.quantize import QuantizedTensor
 from nvcodec.training import EpochStats, TrainConfig, train
 from nvcodec.training.checkpoint import Checkpoint, Checkpointer
 
@@ -49,9 +51,12 @@ __all__ = [
     "PRESETS",
     "PipelineResult",
     "Preset",
+    "RDOutcome",
+    "RDSettings",
     "bits_for",
     "compress_model",
     "is_code",
+    "rd_compress",
     "stored_tensors",
 ]
 
@@ -69,6 +74,9 @@ DEFAULT_BITS = 5  # weights and codes, without --bpp (see benchmarks/compression
 RATE_DEPTHS = (8, 7, 6, 5, 4)
 RATE_TOLERANCE = 0.15  # what --bpp promises (tests/nvcodec/test_nvcodec_pipeline.py)
 REFINE_BELOW = 0.90  # a depth landing further under the target is refined with extra pruning
+RD_LAND_BELOW = 0.96  # RD rate control lands the tensor sections in [0.96, 1] × their target
+RD_AUTO_KAPPA = 0.4  # λ = κ·D/R when no λ is given (see _auto_lambda)
+RD_PAYLOAD_SHARE = 0.97  # dual ascent aims the payload at this share (the rest: side info)
 
 
 @dataclass(frozen=True)
@@ -141,10 +149,11 @@ def _capture_groups(model: nn.Module) -> list[tuple[float | None, list[nn.Parame
     return [(g.get("lr"), list(g["params"])) for g in fn(1.0)]
 
 
-def _fine_tune_config(base: TrainConfig, epochs: int) -> TrainConfig:
-    return dataclasses.replace(
-        base, epochs=epochs, lr=base.lr * FINE_TUNE_LR, warmup=FINE_TUNE_WARMUP
-    )
+def _fine_tune_config(
+    base: TrainConfig, epochs: int, lr_scale: float = FINE_TUNE_LR
+) -> TrainConfig:
+    warmup = FINE_TUNE_WARMUP if lr_scale != 1.0 else base.warmup
+    return dataclasses.replace(base, epochs=epochs, lr=base.lr * lr_scale, warmup=warmup)
 
 
 def _attach_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
@@ -153,6 +162,66 @@ def _attach_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
         module = model.get_submodule(name)
         device = next(module.parameters()).device
         parametrize.register_parametrization(module, "weight", pruning.Mask(keep.to(device)))
+
+
+class _PhaseRunner:
+    """Runs the fine-tune phases of one pipeline on ``model``: each phase trains the model with
+    the groups it had before anything was attached, reports progress under its own label, saves
+    checkpoints (unless told not to) and records its time and final training PSNR.
+
+    With ``resume`` the finished phases' summaries are taken from the checkpoint, its pruning
+    masks are re-attached, and the phase it was saved in continues from its saved state."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        frames: torch.Tensor,
+        base: TrainConfig,
+        callback: Callable[[str, EpochStats], None] | None,
+        checkpointer: Checkpointer | None,
+        resume: Checkpoint | None,
+    ) -> None:
+        self.model, self.frames, self.base = model, frames, base
+        self.wrapped = _Grouped(model, _capture_groups(model))
+        self.callback, self.checkpointer, self.resume = callback, checkpointer, resume
+        self.phases: dict[str, float] = {}
+        self.psnr: dict[str, float] = {}
+        if resume is not None:
+            if resume.phase not in ("prune", "qat"):
+                raise ValueError(f"the pipeline resumes prune or qat, not {resume.phase!r}")
+            for phase, done in resume.history.get("phases", {}).items():
+                self.phases[phase] = float(done["seconds"])
+                if done.get("psnr") is not None:
+                    self.psnr[phase] = float(done["psnr"])
+            _attach_masks(model, resume.masks)
+
+    def run(
+        self,
+        phase: str,
+        epochs: int,
+        data: dict[str, object] | None = None,
+        *,
+        penalty: Callable[[], torch.Tensor] | None = None,
+        extra_groups: list[dict] | None = None,
+        checkpoint: bool = True,
+        lr_scale: float = FINE_TUNE_LR,
+    ) -> None:
+        callback, checkpointer, resume = self.callback, self.checkpointer, self.resume
+        cb = (lambda s: callback(phase, s)) if callback else None
+        hook = None
+        if checkpointer is not None and checkpoint:
+            hook = checkpointer.hook(phase, data, pruning.masks_of(self.model))
+        state = resume.state if resume is not None and resume.phase == phase else None
+        config = _fine_tune_config(self.base, epochs, lr_scale)
+        result = train(self.wrapped, self.frames, config, cb, hook, state, penalty, extra_groups)
+        self.phases[phase] = result.seconds
+        self.psnr[phase] = result.final_psnr
+        if checkpointer is not None:
+            finite = math.isfinite(result.final_psnr)
+            checkpointer.history.setdefault("phases", {})[phase] = {
+                "seconds": result.seconds,
+                "psnr": result.final_psnr if finite else None,
+            }
 
 
 @dataclass(frozen=True)
@@ -236,34 +305,9 @@ def compress_model(
     the phase it was saved in, skipping the ones before (see the module docstring).
     """
     names = list(names) if names is not None else [n for n, _ in model.named_parameters()]
-    groups = _capture_groups(model)
-    wrapped = _Grouped(model, groups)
-    phases: dict[str, float] = {}
-    psnr: dict[str, float] = {}
-    if resume is not None:
-        if resume.phase not in ("prune", "qat"):
-            raise ValueError(f"compress_model resumes prune or qat, not {resume.phase!r}")
-        for phase, done in resume.history.get("phases", {}).items():
-            phases[phase] = float(done["seconds"])
-            if done.get("psnr") is not None:
-                psnr[phase] = float(done["psnr"])
-        _attach_masks(model, resume.masks)
-
-    def run(phase: str, epochs: int, data: dict[str, object] | None = None) -> None:
-        cb = (lambda s: callback(phase, s)) if callback else None
-        hook = None
-        if checkpointer is not None:
-            hook = checkpointer.hook(phase, data, pruning.masks_of(model))
-        state = resume.state if resume is not None and resume.phase == phase else None
-        result = train(wrapped, frames, _fine_tune_config(base, epochs), cb, hook, state)
-        phases[phase] = result.seconds
-        psnr[phase] = result.final_psnr
-        if checkpointer is not None:
-            finite = math.isfinite(result.final_psnr)
-            checkpointer.history.setdefault("phases", {})[phase] = {
-                "seconds": result.seconds,
-                "psnr": result.final_psnr if finite else None,
-            }
+    runner = _PhaseRunner(model, frames, base, callback, checkpointer, resume)
+    run = runner.run
+    phases, psnr = runner.phases, runner.psnr
 
     if resume is None:
         if prune_ratio > 0:
@@ -295,9 +339,7 @@ def compress_model(
     t0 = time.perf_counter()
     encoded = _encode(model, names, bits, code_bits)
     phases["entropy"] = time.perf_counter() - t0
-    layers = pruning.prunable(model)
-    candidates = sum(m.weight.numel() for _, m in layers)
-    zeros = sum(int((m.weight == 0).sum()) for _, m in layers)
+    zeros, candidates = _zero_weights(model, {n: w for n, w in stored_tensors(model, names)})
     return PipelineResult(
         encoded=encoded,
         bits=bits,
@@ -308,3 +350,176 @@ def compress_model(
         phase_psnr=psnr,
         rate_note=note,
     )
+
+
+def _zero_weights(model: nn.Module, stored: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """(zeros, elements) over the conv/linear weights, as stored (``name`` → value)."""
+    names = [f"{m}.weight" if m else "weight" for m, _ in pruning.prunable(model)]
+    values = [stored[n] for n in names if n in stored]
+    return sum(int((v == 0).sum()) for v in values), sum(v.numel() for v in values)
+
+
+@dataclass(frozen=True)
+class RDSettings:
+    """RD training (nvcodec.compression.rd): ``epochs`` in all, the last ``ste_fraction`` of them
+    through the exact integers (straight-through), the others with additive uniform noise.
+    ``target_bytes`` (the tensor sections) turns on dual ascent on λ, starting from ``lam``, and
+    a final fit of the steps on real coded sizes (see :func:`_fit_steps`)."""
+
+    lam: float | None  # None: chosen from the model's own D/R (see _auto_lambda)
+    epochs: int
+    target_bytes: int | None = None  # tensor sections (table + data): dual ascent + step fit
+    ste_fraction: float = 0.4
+    init_bits: int = 6  # steps start at the symmetric quantiser's for this depth
+    per_channel: bool = False  # one step per output channel instead of per tensor
+    lr: float = 2e-2  # steps and rate models (Adam/Adan group without weight decay)
+    lr_scale: float = FINE_TUNE_LR  # the weights' lr as a fraction of the training recipe's
+
+    @property
+    def ste_epochs(self) -> int:
+        return min(self.epochs, max(1, round(self.ste_fraction * self.epochs)))
+
+
+@torch.no_grad()
+def _auto_lambda(model: nn.Module, frames: torch.Tensor, pixels: int) -> float:
+    """``RD_AUTO_KAPPA · D₀ / R₀``: the distortion (MSE) and rate (bits per pixel, the rate
+    term's) of the model through its initial learned quantisers.
+
+    Why: the slope of an INR's operational RD curve scales with where it sits. Across the
+    rd_cpu size sweeps (4 clips, 50k-300k parameters) ``−dD/dR · R / D`` stayed within
+    0.6-1.1, while the absolute slope spanned 3e-4 to 4e-3; a λ below the local slope
+    compresses a model that is worth its bits, one above it should have been a smaller model.
+    So a fixed fraction of ``D/R`` lands near the useful λ on any clip and at any size."""
+    was_training = model.training
+    model.eval()  # rounded symbols, no noise
+    sq = torch.zeros((), device=frames.device)
+    for start in range(0, frames.shape[0], 8):
+        index = torch.arange(start, min(start + 8, frames.shape[0]), device=frames.device)
+        out = model(index.float()).float()
+        sq += ((out - frames[index]) ** 2).sum()
+    mse = float(sq) / frames[0].numel() / frames.shape[0]
+    bits = sum(float(s.quant.bits(s.input())) for s in rdq.sites(model))
+    model.train(was_training)
+    return RD_AUTO_KAPPA * mse / max(bits / pixels, 1e-9)
+
+
+@dataclass(frozen=True)
+class RDOutcome:
+    lam: float  # λ at the end (after dual ascent with a target)
+    proxy_bits: float  # the rate term's bits at the written integers
+    step_factor: float = 1.0  # rate control's scaling of the learned steps after training
+
+
+def rd_compress(
+    model: nn.Module,
+    frames: torch.Tensor,
+    base: TrainConfig,
+    rd: RDSettings,
+    *,
+    pixels: int,
+    prune_ratio: float = 0.0,
+    prune_epochs: int = 0,
+    names: Sequence[str] | None = None,
+    callback: Callable[[str, EpochStats], None] | None = None,
+    checkpointer: Checkpointer | None = None,
+    resume: Checkpoint | None = None,
+) -> tuple[PipelineResult, RDOutcome]:
+    """[prune + fine-tune] ─► RD fine-tune with noise ─► RD fine-tune through the integers
+    ─► entropy-code exactly those integers with their learned steps.
+
+    The RD phases are not checkpointed: an interrupted encode resumes from the end of training
+    (or of the pruned fine-tune) and repeats them, deterministically."""
+    names = list(names) if names is not None else [n for n, _ in model.named_parameters()]
+    runner = _PhaseRunner(model, frames, base, callback, checkpointer, resume)
+    if resume is None and prune_ratio > 0:
+        pruning.prune(model, prune_ratio)
+    if prune_ratio > 0 and prune_epochs > 0:
+        runner.run("prune", prune_epochs)
+    rdq.attach(model, rd.init_bits, rd.per_channel)
+    target_bits = None if rd.target_bytes is None else RD_PAYLOAD_SHARE * 8 * rd.target_bytes
+    lam = rd.lam if rd.lam is not None else _auto_lambda(model, frames, pixels)
+    term = rdq.RateTerm(model, pixels, lam, target_bits)
+    group = {"params": rdq.quantiser_parameters(model), "lr": rd.lr, "weight_decay": 0.0}
+    noise = rd.epochs - rd.ste_epochs
+    for phase, mode, epochs in (("rd", rdq.NOISE, noise), ("rd-ste", rdq.STE, rd.ste_epochs)):
+        if epochs > 0:
+            rdq.set_mode(model, mode)
+            runner.run(
+                phase,
+                epochs,
+                penalty=term,
+                extra_groups=[group],
+                checkpoint=False,
+                lr_scale=rd.lr_scale if mode == rdq.NOISE else FINE_TUNE_LR,
+            )
+    model.eval()
+    t0 = time.perf_counter()
+    step_factor = 1.0
+    if rd.target_bytes is not None:
+        step_factor = _fit_steps(model, names, rd.target_bytes)
+        runner.phases["rate"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+    with torch.no_grad():
+        proxy = float(term.bits())
+    encoded, rebuilt, quantised = _encode_learned(model, names)
+    runner.phases["entropy"] = time.perf_counter() - t0
+    rdq.detach(model)
+    zeros, candidates = _zero_weights(model, dict(zip(names, rebuilt, strict=True)))
+    result = PipelineResult(
+        encoded=encoded,
+        bits=max(qt.bits for qt in quantised),
+        code_bits=max([q.bits for q, n in zip(quantised, names, strict=True) if is_code(n)] or [0]),
+        prune_ratio=zeros / max(candidates, 1),
+        prunable=candidates,
+        phases=runner.phases,
+        phase_psnr=runner.psnr,
+    )
+    return result, RDOutcome(lam=float(term.lam), proxy_bits=proxy, step_factor=step_factor)
+
+
+def _encode_learned(
+    model: nn.Module, names: Sequence[str]
+) -> tuple[EncodedTensors, list[torch.Tensor], list[QuantizedTensor]]:
+    """Entropy-code the integers the learned quantisers give now; each tensor's learned Laplace
+    is one more candidate entropy model."""
+    quantised = rdq.quantized(model, list(names))
+    named = [
+        (name, qt, [m] if (m := rdq.learned_laplace(qt.q, *laplace)) else [])
+        for name, (qt, laplace) in zip(names, quantised, strict=True)
+    ]
+    encoded, rebuilt = encode_quantized(named)
+    return encoded, rebuilt, [qt for qt, _ in quantised]
+
+
+def _fit_steps(model: nn.Module, names: Sequence[str], target_bytes: int) -> float:
+    """Rate control after the last RD phase, on real coded sizes: scale every learned step by
+    one factor (bisection in log space) so that the tensor sections land in
+    [``RD_LAND_BELOW`` · target, target]. Dual ascent has usually put the rate close already,
+    so the factor is near 1; returns it (1.0 when the trained steps already land)."""
+
+    def size(factor: float) -> int:
+        rdq.scale_steps(model, factor)
+        try:
+            return _size(_encode_learned(model, names)[0])
+        finally:
+            rdq.scale_steps(model, 1.0 / factor)
+
+    def lands(n: int) -> bool:
+        return RD_LAND_BELOW * target_bytes <= n <= target_bytes
+
+    if lands(size(1.0)):
+        return 1.0
+    lo, hi = 1.0 / 64, 64.0  # log-space bracket; size falls as the factor grows
+    best: float | None = None
+    for _ in range(24):
+        mid = math.sqrt(lo * hi)
+        n = size(mid)
+        if n <= target_bytes:
+            best, hi = mid, mid
+            if lands(n):
+                break
+        else:
+            lo = mid
+    factor = best if best is not None else hi
+    rdq.scale_steps(model, factor)
+    return factor

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import struct
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 import constriction
@@ -291,14 +292,17 @@ def kind_name(kind: int) -> str:
     return _KINDS.get(kind, f"kind-{kind}")
 
 
-def choose_and_encode(symbols: np.ndarray) -> tuple[EntropyModel, bytes]:
-    """Encode with every applicable model; keep the smallest (parameters + payload)."""
+def choose_and_encode(
+    symbols: np.ndarray, extra: Sequence[EntropyModel] = ()
+) -> tuple[EntropyModel, bytes]:
+    """Encode with every applicable model (the standard candidates plus ``extra``, e.g. a
+    learned one); keep the smallest (parameters + payload)."""
     symbols = np.ascontiguousarray(symbols.ravel(), dtype=np.int32)
     constant = ConstantModel.fit(symbols)
     if constant is not None:
         return constant, b""
     best: tuple[int, EntropyModel, bytes] | None = None
-    for model in candidate_models(symbols):
+    for model in [*candidate_models(symbols), *extra]:
         payload = model.encode(symbols)
         total = model.param_bytes() + len(payload)
         if best is None or total < best[0]:

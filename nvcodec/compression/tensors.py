@@ -41,6 +41,7 @@ __all__ = [
     "TensorCost",
     "TensorStat",
     "decode_tensors",
+    "encode_quantized",
     "encode_tensors",
     "read_table",
     "tensor_costs",
@@ -93,17 +94,30 @@ def encode_tensors(
 
     ``bits`` is one depth for all tensors or ``name -> depth`` (stored per tensor in the table).
     """
+    quantized = []
+    for name, tensor in named:
+        depth = bits if isinstance(bits, int) else int(bits(name))
+        quantized.append((name, quantize(tensor, depth, per_channel=tensor.ndim >= 2), ()))
+    return encode_quantized(quantized)
+
+
+def encode_quantized(
+    named: Sequence[tuple[str, QuantizedTensor, Sequence[EntropyModel]]],
+) -> tuple[EncodedTensors, list[torch.Tensor]]:
+    """Entropy-code already quantised tensors (e.g. RD training's learned steps and integers).
+
+    Each tensor may bring extra candidate entropy models (RD training's learned Laplace); the
+    smallest of those and the standard candidates, parameters included, is stored.
+    """
     w = ByteWriter()
     w.varint(len(named))
     payloads, stats, rebuilt = [], [], []
     needs: tuple[int, int] = (1, 0)
-    for name, tensor in named:
+    for name, qt, extra in named:
         start = len(w)
-        depth = bits if isinstance(bits, int) else int(bits(name))
-        qt = quantize(tensor, depth, per_channel=tensor.ndim >= 2)
-        model, payload = choose_and_encode(qt.q)
+        model, payload = choose_and_encode(qt.q, extra)
         w.varint(qt.q.size)
-        w.u8(depth)
+        w.u8(qt.bits)
         w.u8(1 if qt.per_channel else 0)
         w.raw(qt.scales.astype("<f2").tobytes())
         write_model(w, model)
@@ -114,7 +128,7 @@ def encode_tensors(
             TensorStat(
                 name=name,
                 numel=qt.q.size,
-                bits=depth,
+                bits=qt.bits,
                 entropy_model=kind_name(model.KIND),
                 side_bytes=len(w) - start,
                 payload_bytes=len(payload),
@@ -179,6 +193,7 @@ class TensorCost:
     payload_bytes: int
     ideal_payload_bits: float  # Shannon length of the decoded symbols under the stored model
     zeros: int  # symbols equal to 0 (pruned or quantised to zero)
+    steps: tuple[float, float] = (0.0, 0.0)  # smallest and largest quantisation step (fp16)
 
 
 def tensor_costs(table: bytes, data: bytes, shapes: Sequence[tuple[int, ...]]) -> list[TensorCost]:
@@ -193,9 +208,15 @@ def tensor_costs(table: bytes, data: bytes, shapes: Sequence[tuple[int, ...]]) -
             e.payload_bytes,
             e.model.ideal_bits(s) if s.size else 0.0,
             int(np.count_nonzero(s == 0)),
+            _step_range(e.scales),
         )
         for e, s in zip(entries, symbols, strict=True)
     ]
+
+
+def _step_range(scales: np.ndarray) -> tuple[float, float]:
+    steps = scales.astype(np.float64)
+    return (float(steps.min()), float(steps.max())) if steps.size else (0.0, 0.0)
 
 
 def _decode_symbols(entries: Sequence[_Entry], data: bytes) -> list[np.ndarray]:

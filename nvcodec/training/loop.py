@@ -93,11 +93,13 @@ def train_step(
     autocast: bool,
     encoder: nn.Module | None = None,
     all_frames: torch.Tensor | None = None,
+    penalty: Callable[[], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One optimiser step on a batch; returns the (detached, on-device) summed squared error.
 
     With a training ``encoder`` the output is ``model.training_forward(encoder, positions,
-    targets, all_frames)`` (see the module docstring), else ``model(positions)``.
+    targets, all_frames)`` (see the module docstring), else ``model(positions)``. ``penalty()``
+    (e.g. the rate term of RD training) is added to the loss; the returned error excludes it.
     """
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(targets.device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -106,7 +108,8 @@ def train_step(
         else:
             output = model.training_forward(encoder, positions, targets, all_frames)
     loss = torch.nn.functional.mse_loss(output.float(), targets)
-    loss.backward()
+    total = loss if penalty is None else loss + penalty()
+    total.backward()
     optimizer.step()
     return loss.detach() * targets.shape[0]
 
@@ -120,6 +123,7 @@ def train_epoch(
     generator: torch.Generator,
     autocast: bool,
     encoder: nn.Module | None = None,
+    penalty: Callable[[], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One pass over the frames in a seeded random order; returns the mean MSE (on device)."""
     count = frames.shape[0]
@@ -128,7 +132,9 @@ def train_epoch(
     for start in range(0, count, batch_size):
         index = order[start : start + batch_size]
         batch = frames[index]
-        total += train_step(model, optimizer, index.float(), batch, autocast, encoder, frames)
+        total += train_step(
+            model, optimizer, index.float(), batch, autocast, encoder, frames, penalty
+        )
         scheduler.step()
     return total / count
 
@@ -137,14 +143,18 @@ OPTIMIZERS = ("adam", "adan")
 
 
 def make_optimizer(
-    model: nn.Module, config: TrainConfig, encoder: nn.Module | None = None
+    model: nn.Module,
+    config: TrainConfig,
+    encoder: nn.Module | None = None,
+    extra_groups: list[dict] | None = None,
 ) -> torch.optim.Optimizer:
     """Adam or Adan over the model's parameter groups (a model may give some a larger lr), plus
-    a training ``encoder``'s parameters as one more group at the base lr."""
+    a training ``encoder``'s parameters as one more group at the base lr, plus ``extra_groups``."""
     groups_fn = getattr(model, "parameter_groups", None)
     groups = groups_fn(config.lr) if groups_fn else [{"params": list(model.parameters())}]
     if encoder is not None:
         groups.append({"params": list(encoder.parameters())})
+    groups += list(extra_groups or [])
     if config.optimizer == "adam":
         if len(config.betas) != 2:
             raise ValueError(f"Adam needs two betas, got {config.betas}")
@@ -167,17 +177,21 @@ def train(
     callback: Callable[[EpochStats], None] | None = None,
     checkpoint: Callable[[int, int, Callable[[], TrainState]], None] | None = None,
     resume: TrainState | None = None,
+    penalty: Callable[[], torch.Tensor] | None = None,
+    extra_groups: list[dict] | None = None,
 ) -> TrainResult:
     """Overfit ``model`` to ``frames`` (T×3×H×W in [0, 1], already on the training device).
 
     A model with ``make_training_encoder`` trains through its encoder and is finalised at the end
     (see the module docstring); the encoder is discarded afterwards. ``checkpoint`` and
-    ``resume``: see the module docstring.
+    ``resume``: see the module docstring. ``penalty()`` is added to every step's loss (RD
+    training's rate term); ``extra_groups`` are optimiser groups appended to the model's (e.g.
+    learned step sizes, with their own lr and no weight decay).
     """
     generator = torch.Generator().manual_seed(config.seed)
     make_encoder = getattr(model, "make_training_encoder", None)
     encoder = make_encoder().to(frames.device) if make_encoder is not None else None
-    optimizer = make_optimizer(model, config, encoder)
+    optimizer = make_optimizer(model, config, encoder, extra_groups)
     steps_per_epoch = math.ceil(frames.shape[0] / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -197,7 +211,15 @@ def train(
         first, mse, start = resume.epoch + 1, resume.loss, start - resume.seconds
     for epoch in range(first, config.epochs + 1):
         mse_t = train_epoch(
-            model, optimizer, scheduler, frames, config.batch_size, generator, autocast, encoder
+            model,
+            optimizer,
+            scheduler,
+            frames,
+            config.batch_size,
+            generator,
+            autocast,
+            encoder,
+            penalty,
         )
         if checkpoint is not None:
             checkpoint(

@@ -69,6 +69,24 @@ def test_encode_prints_a_summary_computed_from_the_file(tmp_path, chaplin):
         assert word in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lambda", "lots"], "expected a number or 'auto'"),
+        (["--lambda", "-1"], "lambda must be"),
+        (["--lambda", "0.01", "--bits", "6"], "--bits sets the fixed-depth QAT pipeline"),
+        (["--rd-epochs", "3"], "--rd-epochs needs --lambda"),
+    ],
+)
+def test_bad_rd_options_fail_before_anything_runs(tmp_path, chaplin, args, message):
+    out = tmp_path / "c.nvc"
+    result = run("encode", str(chaplin), "-o", str(out), "-q", *args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
 def test_info(small_encode):
     path, report = small_encode
     result = run("info", str(path))

@@ -24,15 +24,15 @@ import torch
 
 import nvcodec
 from benchmarks.codecs import BenchmarkError, Codec, CodecRun, Source, library_versions
+from benchmarks.report import RD_SUFFIX  # nvc-<model>-rd: RD training at --lambda
 from nvcodec import EncodeOptions, decode_frames, encode
 from nvcodec.io import QualityMetrics, compute_metrics
 from nvcodec.models import get_spec
-from nvcodec.pipeline import RD_AUTO_KAPPA
+from nvcodec.pipeline import RD_AUTO_KAPPA, RDSettings
 
 __all__ = ["NvcCodec", "nvc_codec"]
 
 PREFIX = "nvc-"
-RD_SUFFIX = "-rd"  # nvc-<model>-rd: RD training at the benchmark's --lambda
 
 
 class NvcCodec(Codec):
@@ -99,6 +99,8 @@ class NvcCodec(Codec):
                         "lambda": opts.lam,
                         "kappa": RD_AUTO_KAPPA if opts.lam == "auto" else None,
                         "rd_epochs": opts.resolved_rd_epochs,
+                        # every RD default (steps' lr, phase split, ...) keys the cache
+                        "rd": _rd_defaults(),
                     }
                     if opts.lam is not None
                     else {}
@@ -154,6 +156,11 @@ class NvcCodec(Codec):
                 "encoder_report_matches": True,
             },
         )
+
+
+def _rd_defaults() -> dict[str, Any]:
+    fields = dataclasses.asdict(RDSettings(lam=None, epochs=1))
+    return {k: v for k, v in fields.items() if k not in ("lam", "epochs", "target_bytes")}
 
 
 def check_same_metrics(

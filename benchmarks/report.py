@@ -21,6 +21,8 @@ from typing import Any
 from benchmarks.bdrate import BdResult, NonMonotonicCurveError, bd_psnr, bd_rate
 from benchmarks.results import metric_value
 
+RD_SUFFIX = "-rd"  # benchmarks.nvc's RD-trained codec labels (kept here: no torch import)
+
 __all__ = ["BdEntry", "bd_table", "clip_markdown", "plot_clip", "summary_markdown"]
 
 BD_METRICS = ("psnr_yuv", "psnr_y", "psnr_rgb")
@@ -72,11 +74,17 @@ def bd_entry(
 
 
 def bd_table(records: Sequence[dict[str, Any]], metric: str = "psnr_yuv") -> list[BdEntry]:
-    """BD of every nvcodec curve against every external curve, for one clip's records."""
+    """BD of every nvcodec curve against every external curve, for one clip's records, and of
+    every RD-trained curve (``nvc-<model>-rd``) against the same model's QAT pipeline."""
     by_label = curves(records)
     tests = [k for k in by_label if is_nvc(k)]
     anchors = [k for k in by_label if not is_nvc(k)]
-    return [bd_entry(t, a, by_label, metric) for t in tests for a in anchors]
+    entries = [bd_entry(t, a, by_label, metric) for t in tests for a in anchors]
+    for test in tests:
+        base = test.removesuffix(RD_SUFFIX)
+        if base != test and base in by_label:
+            entries.append(bd_entry(test, base, by_label, metric))
+    return entries
 
 
 def anchor_sanity(records: Sequence[dict[str, Any]]) -> list[BdEntry]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
 from bitstream import NvcFileExistsError, NvcFileNotFoundError, encode_metadata
 from nvcodec import __version__
@@ -62,6 +63,7 @@ from nvcodec.pipeline import (
     DEFAULT_BITS,
     PRESETS,
     RATE_DEPTHS,
+    PipelineResult,
     RDSettings,
     compress_model,
     rd_compress,
@@ -79,7 +81,7 @@ from nvcodec.training.loop import OPTIMIZERS
 __all__ = ["EncodeOptions", "EncodeReport", "encode"]
 
 AUTO = "auto"  # --lambda auto: λ = κ·D/R of the trained model (nvcodec.pipeline._auto_lambda)
-RD_META_BYTES = 96  # upper bound of the RD fields' share of METADATA
+MIN_RD_TENSOR_BYTES = 256  # below this --bpp with --lambda is refused before training
 MAX_LAMBDA = 100.0  # λ in MSE per bpp: 100 would trade 1 bpp for an MSE of 100 (far past useful)
 
 
@@ -335,174 +337,56 @@ def _fingerprint(
     }
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the encode decided before training: the clip, the model and the recipe."""
+
+    opts: EncodeOptions
+    info: VideoInfo
+    config: ModelConfig
+    train_cfg: TrainConfig
+    device: torch.device
+    target_bytes: int | None  # --bpp: the whole file
+
+    @property
+    def pixels(self) -> int:
+        return self.info.width * self.info.height * self.info.frame_count
+
+
 def encode(
     input_path: str | os.PathLike[str],
     output: str | os.PathLike[str],
     options: EncodeOptions | None = None,
     progress: Callable[[EpochStats], None] | None = None,
 ) -> EncodeReport:
-    """Encode ``input_path`` into ``output`` and report rate and quality measured from the file."""
+    """Encode ``input_path`` into ``output`` and report rate and quality measured from the file.
+
+    The phases: read → plan (size the model) → train → compress (prune / QAT or RD fine-tunes,
+    entropy coding) → write → decode the file and measure it."""
     opts = options or EncodeOptions()
     opts.validate()
     src, out = os.fspath(input_path), os.fspath(output)
     _check_nvc_output(out, src, opts.overwrite)
     _check_checkpoint_dir(opts)
-    device = resolve_device(opts.device)
     times: dict[str, float] = {}
     begin = time.perf_counter()
-
-    reference, info = read_video(src, opts.frames)
-    if opts.frames is not None and opts.frames[1] is not None:
-        start, stop = opts.frames
-        if info.frame_count < stop - start:
-            raise InputError(
-                f"{src} has {start + info.frame_count} frames; range {start}:{stop} is outside it"
-            )
-    pixels = info.width * info.height * info.frame_count
-    target_bytes = None
-    budget = opts.size
-    if opts.target_bpp is not None:
-        # --bpp: the parameter budget the target buys at the measured bits per parameter of the
-        # deepest depth; the depth (and, if needed, extra pruning) is then chosen on real sizes.
-        target_bytes = int(opts.target_bpp * pixels / 8)
-        overhead = _overhead_bytes(opts, info, config=None)
-        per_param = BITS_PER_PARAM[max(4, min(DEFAULT_BITS, opts.resolved_bits))]
-        budget = max(1_000, int(8 * (target_bytes - overhead) / per_param))
-        budget = _smallest_feasible(opts.model, info, budget)
-    config = solve_config(opts.model, info.height, info.width, info.frame_count, budget)
+    reference, info = _read(src, opts)
+    plan = _plan(opts, info, resolve_device(opts.device))
     rgb = yuv420_to_rgb(reference.y, reference.u, reference.v, info.colour)
-    frames = torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))).to(device)
+    frames = torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))).to(plan.device)
     times["read"] = time.perf_counter() - begin
 
     torch.manual_seed(opts.seed)
-    model = build_model(config, device=device)
+    model = build_model(plan.config, device=plan.device)
     names = [n for n, _ in model.named_parameters()]
-    train_cfg = opts.train_config()
-    checkpointer: Checkpointer | None = None
-    resume: Checkpoint | None = None
-    if opts.checkpoint_dir:
-        fingerprint = _fingerprint(opts, src, reference, info, config, train_cfg, device)
-        checkpointer = Checkpointer(
-            opts.checkpoint_dir, fingerprint, every_epochs=opts.checkpoint_every
-        )
-        if opts.resume:
-            resume = checkpointer.load()
-        elif checkpointer.exists():
-            raise ConfigError(
-                f"{checkpointer.path}: a checkpoint of an interrupted encode is there; continue "
-                "it with --resume, or delete it (or use another --checkpoint-dir) to start over"
-            )
-    if resume is None or resume.phase == "train":
-        result = train(
-            model,
-            frames,
-            train_cfg,
-            progress,
-            checkpointer.hook("train") if checkpointer else None,
-            resume.state if resume else None,
-        )
-        if checkpointer is not None:
-            checkpointer.history["train"] = {
-                "loss": result.final_loss if np.isfinite(result.final_loss) else None,
-                "seconds": result.seconds,
-                "steps": result.steps,
-            }
-        resume = None
-    else:  # a later phase: training is done, its summary travels in the checkpoint
-        done = resume.history.get("train", {})
-        loss = done.get("loss")
-        loss = float(loss) if loss is not None else float("nan")
-        mse_psnr = -10.0 * np.log10(loss) if loss > 0 else float("inf")
-        seconds, steps = float(done.get("seconds", 0.0)), int(done.get("steps", 0))
-        result = TrainResult(loss, float(mse_psnr), seconds, steps)
+    checkpointer, resume = _open_checkpoint(plan, src, reference)
+    result, resume = _train_phase(plan, model, frames, progress, checkpointer, resume)
     times["train"] = result.seconds
 
     t0 = time.perf_counter()
-    video = StoredVideo(
-        width=info.width,
-        height=info.height,
-        frame_count=info.frame_count,
-        fps=info.fps,
-        colour=info.colour,
-    )
-    tensor_target = None
-    if target_bytes is not None:
-        tensor_target = target_bytes - _overhead_bytes(opts, info, config=config)
-    common = dict(
-        names=names,
-        callback=(
-            (lambda phase, stats: progress(dataclasses.replace(stats, phase=phase)))
-            if progress
-            else None
-        ),
-        checkpointer=checkpointer,
-        resume=resume,
-    )
-    rd_outcome = None
-    if opts.rd:
-        settings = RDSettings(
-            lam=None if opts.lam == AUTO else float(opts.lam),
-            epochs=opts.resolved_rd_epochs,
-            # the RD fields of METADATA (λ, epochs, proxy bits, step factor) are not in the
-            # overhead estimate: keep room for them
-            target_bytes=None if tensor_target is None else tensor_target - RD_META_BYTES,
-        )
-        piped, rd_outcome = rd_compress(
-            model,
-            frames,
-            train_cfg,
-            settings,
-            pixels=pixels,
-            prune_ratio=opts.prune_ratio,
-            prune_epochs=opts.resolved_prune_epochs,
-            **common,
-        )
-    else:
-        piped = compress_model(
-            model,
-            frames,
-            train_cfg,
-            bits=opts.resolved_bits,
-            code_bits=opts.resolved_code_bits,
-            prune_ratio=opts.prune_ratio,
-            prune_epochs=opts.resolved_prune_epochs,
-            qat_epochs=opts.resolved_qat_epochs,
-            target_bytes=tensor_target,
-            **common,
-        )
+    piped, compression = _compress_phase(plan, model, frames, names, progress, checkpointer, resume)
     del frames
-    encoded = piped.encoded
-    compression = _compression_meta(opts, piped.code_bits, piped.prune_ratio)
-    if rd_outcome is not None:
-        compression.update(
-            {
-                "lambda": rd_outcome.lam,
-                "lambda_auto": opts.lam == AUTO,
-                "quantiser": "learned-step-per-tensor-fp16",
-                "rd_epochs": opts.resolved_rd_epochs,
-                "rd_proxy_bits": round(rd_outcome.proxy_bits),
-                "rd_step_factor": round(rd_outcome.step_factor, 6),
-            }
-        )
-    nvc = NvcFile(
-        video=video,
-        model_id=opts.model,
-        config=config,
-        bits=piped.bits,
-        encoder=_encoder_meta(opts, train_cfg, info.frame_count),
-        compression=compression,
-    )
-    try:
-        size = write_nvc(
-            out,
-            nvc,
-            encoded.table,
-            encoded.data,
-            overwrite=opts.overwrite,
-            reader_version=encoded.reader_version,
-        )
-    except (NvcFileNotFoundError, NvcFileExistsError) as exc:
-        raise OutputError(str(exc)) from None
+    size = _write(out, plan, piped, compression)
     times["compress"] = time.perf_counter() - t0
     times.update({f"compress.{k}": v for k, v in piped.phases.items()})
 
@@ -513,25 +397,218 @@ def encode(
     if checkpointer is not None:
         checkpointer.remove()
     times["total"] = time.perf_counter() - begin
-
     return EncodeReport(
         output=out,
         bytes=size,
-        bpp=8 * size / pixels,
+        bpp=8 * size / plan.pixels,
         width=info.width,
         height=info.height,
         frames=info.frame_count,
         fps=float(info.fps),
         model=opts.model,
-        parameters=count_parameters(config),
-        device=str(device),
+        parameters=count_parameters(plan.config),
+        device=str(plan.device),
         metrics=metrics,
         train_psnr=result.final_psnr,
         seconds=times,
-        tensors=encoded.stats,
+        tensors=piped.encoded.stats,
         compression={"bits": piped.bits, **compression},
         target_bpp=opts.target_bpp,
     )
+
+
+def _read(src: str, opts: EncodeOptions) -> tuple[Yuv420Frames, VideoInfo]:
+    reference, info = read_video(src, opts.frames)
+    if opts.frames is not None and opts.frames[1] is not None:
+        start, stop = opts.frames
+        if info.frame_count < stop - start:
+            raise InputError(
+                f"{src} has {start + info.frame_count} frames; range {start}:{stop} is outside it"
+            )
+    return reference, info
+
+
+def _plan(opts: EncodeOptions, info: VideoInfo, device: torch.device) -> _Plan:
+    """Size the model: ``--size`` as given, or the budget a ``--bpp`` target buys at the
+    measured bits per parameter of the deepest depth (the depth, extra pruning or the RD step
+    fit then land the real file on the target)."""
+    target_bytes = None
+    budget = opts.size
+    if opts.target_bpp is not None:
+        target_bytes = int(opts.target_bpp * info.width * info.height * info.frame_count / 8)
+        overhead = _overhead_bytes(opts, info, config=None)
+        per_param = BITS_PER_PARAM[max(4, min(DEFAULT_BITS, opts.resolved_bits))]
+        budget = max(1_000, int(8 * (target_bytes - overhead) / per_param))
+        budget = _smallest_feasible(opts.model, info, budget)
+    config = solve_config(opts.model, info.height, info.width, info.frame_count, budget)
+    if target_bytes is not None and opts.rd:
+        # RD rate control lands the tensors themselves: refuse a target they cannot fit
+        room = target_bytes - _overhead_bytes(opts, info, config=config)
+        if room < MIN_RD_TENSOR_BYTES:
+            raise ConfigError(
+                f"--bpp {opts.target_bpp:g} leaves {room} bytes for the model after the file's "
+                f"header and metadata; RD training needs at least {MIN_RD_TENSOR_BYTES} "
+                "(raise --bpp, or encode more frames)"
+            )
+    return _Plan(opts, info, config, opts.train_config(), device, target_bytes)
+
+
+def _open_checkpoint(
+    plan: _Plan, src: str, reference: Yuv420Frames
+) -> tuple[Checkpointer | None, Checkpoint | None]:
+    """The checkpointer of ``--checkpoint-dir`` and, with ``--resume``, what it holds."""
+    opts = plan.opts
+    if not opts.checkpoint_dir:
+        return None, None
+    fingerprint = _fingerprint(
+        opts, src, reference, plan.info, plan.config, plan.train_cfg, plan.device
+    )
+    checkpointer = Checkpointer(
+        opts.checkpoint_dir, fingerprint, every_epochs=opts.checkpoint_every
+    )
+    if opts.resume:
+        return checkpointer, checkpointer.load()
+    if checkpointer.exists():
+        raise ConfigError(
+            f"{checkpointer.path}: a checkpoint of an interrupted encode is there; continue "
+            "it with --resume, or delete it (or use another --checkpoint-dir) to start over"
+        )
+    return checkpointer, None
+
+
+def _train_phase(
+    plan: _Plan,
+    model: nn.Module,
+    frames: torch.Tensor,
+    progress: Callable[[EpochStats], None] | None,
+    checkpointer: Checkpointer | None,
+    resume: Checkpoint | None,
+) -> tuple[TrainResult, Checkpoint | None]:
+    """Train (or continue training) the model; returns the result and the checkpoint still to
+    resume from (None once training ran: the later phases start afresh)."""
+    if resume is not None and resume.phase != "train":
+        # a later phase: training is done, its summary travels in the checkpoint
+        done = resume.history.get("train", {})
+        loss = done.get("loss")
+        loss = float(loss) if loss is not None else float("nan")
+        mse_psnr = -10.0 * np.log10(loss) if loss > 0 else float("inf")
+        seconds, steps = float(done.get("seconds", 0.0)), int(done.get("steps", 0))
+        return TrainResult(loss, float(mse_psnr), seconds, steps), resume
+    result = train(
+        model,
+        frames,
+        plan.train_cfg,
+        progress,
+        checkpointer.hook("train") if checkpointer else None,
+        resume.state if resume else None,
+    )
+    if checkpointer is not None:
+        checkpointer.history["train"] = {
+            "loss": result.final_loss if np.isfinite(result.final_loss) else None,
+            "seconds": result.seconds,
+            "steps": result.steps,
+        }
+    return result, None
+
+
+def _compress_phase(
+    plan: _Plan,
+    model: nn.Module,
+    frames: torch.Tensor,
+    names: list[str],
+    progress: Callable[[EpochStats], None] | None,
+    checkpointer: Checkpointer | None,
+    resume: Checkpoint | None,
+) -> tuple[PipelineResult, dict[str, object]]:
+    """The QAT pipeline or RD training, then entropy coding; returns the coded tensors and the
+    METADATA ``compression`` fields."""
+    opts = plan.opts
+    tensor_target = None
+    if plan.target_bytes is not None:
+        tensor_target = plan.target_bytes - _overhead_bytes(opts, plan.info, config=plan.config)
+    callback = None
+    if progress is not None:
+        report = progress
+
+        def callback(phase: str, stats: EpochStats) -> None:
+            report(dataclasses.replace(stats, phase=phase))
+
+    common = dict(names=names, callback=callback, checkpointer=checkpointer, resume=resume)
+    if not opts.rd:
+        piped = compress_model(
+            model,
+            frames,
+            plan.train_cfg,
+            bits=opts.resolved_bits,
+            code_bits=opts.resolved_code_bits,
+            prune_ratio=opts.prune_ratio,
+            prune_epochs=opts.resolved_prune_epochs,
+            qat_epochs=opts.resolved_qat_epochs,
+            target_bytes=tensor_target,
+            **common,
+        )
+        return piped, _compression_meta(opts, piped.code_bits, piped.prune_ratio)
+    settings = RDSettings(
+        lam=None if opts.lam == AUTO else float(opts.lam),
+        epochs=opts.resolved_rd_epochs,
+        target_bytes=tensor_target,
+    )
+    piped, outcome = rd_compress(
+        model,
+        frames,
+        plan.train_cfg,
+        settings,
+        pixels=plan.pixels,
+        prune_ratio=opts.prune_ratio,
+        prune_epochs=opts.resolved_prune_epochs,
+        **common,
+    )
+    compression = _compression_meta(opts, piped.code_bits, piped.prune_ratio)
+    compression.update(_rd_meta(opts, outcome.lam, outcome.proxy_bits, outcome.step_factor))
+    return piped, compression
+
+
+def _rd_meta(opts: EncodeOptions, lam: float, proxy_bits: float, factor: float) -> dict:
+    """METADATA ``compression`` fields of an RD-trained file (informational)."""
+    return {
+        "lambda": lam,
+        "lambda_auto": opts.lam == AUTO,
+        "quantiser": "learned-step-per-tensor-fp16",
+        "rd_epochs": opts.resolved_rd_epochs,
+        "rd_proxy_bits": round(proxy_bits),
+        "rd_step_factor": round(factor, 6),
+    }
+
+
+def _write(out: str, plan: _Plan, piped: PipelineResult, compression: dict[str, object]) -> int:
+    """Write the ``.nvc`` file (atomically); returns its size in bytes."""
+    info = plan.info
+    video = StoredVideo(
+        width=info.width,
+        height=info.height,
+        frame_count=info.frame_count,
+        fps=info.fps,
+        colour=info.colour,
+    )
+    nvc = NvcFile(
+        video=video,
+        model_id=plan.opts.model,
+        config=plan.config,
+        bits=piped.bits,
+        encoder=_encoder_meta(plan.opts, plan.train_cfg, info.frame_count),
+        compression=compression,
+    )
+    try:
+        return write_nvc(
+            out,
+            nvc,
+            piped.encoded.table,
+            piped.encoded.data,
+            overwrite=plan.opts.overwrite,
+            reader_version=piped.encoded.reader_version,
+        )
+    except (NvcFileNotFoundError, NvcFileExistsError) as exc:
+        raise OutputError(str(exc)) from None
 
 
 def _compression_meta(opts: EncodeOptions, code_bits: int, pruned: float) -> dict[str, object]:
@@ -572,7 +649,12 @@ def _overhead_bytes(opts: EncodeOptions, info: VideoInfo, config: ModelConfig | 
         encoder=_encoder_meta(opts, opts.train_config(), info.frame_count),
         compression=_compression_meta(opts, opts.resolved_code_bits, opts.prune_ratio),
     )
-    return 28 + 3 * 32 + len(encode_metadata(nvc.metadata()))
+    slack = 0
+    if opts.rd:  # the longest values the RD fields can take; the depth may take two digits
+        longest = _rd_meta(opts, -1.2345678901234567e-100, 1e15, 12345.123456)
+        nvc = dataclasses.replace(nvc, compression={**nvc.compression, **longest})
+        slack = 8
+    return 28 + 3 * 32 + len(encode_metadata(nvc.metadata())) + slack
 
 
 def _smallest_feasible(model_id: str, info: VideoInfo, budget: int) -> int:

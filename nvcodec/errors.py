@@ -16,6 +16,7 @@ __all__ = [
     "InputError",
     "NvcodecError",
     "OutputError",
+    "TrainingDivergedError",
     "UnsupportedModelError",
 ]
 
@@ -38,3 +39,7 @@ class ConfigError(NvcodecError, ValueError):
 
 class UnsupportedModelError(ConfigError):
     """A model id that this build of nvcodec does not know."""
+
+
+class TrainingDivergedError(NvcodecError, ArithmeticError):
+    """Training produced non-finite weights: nothing sensible can be written."""

@@ -373,7 +373,9 @@ class RDSettings:
     init_bits: int = 6  # steps start at the symmetric quantiser's for this depth
     per_channel: bool = False  # one step per output channel instead of per tensor
     lr: float = 2e-2  # steps and rate models (Adam/Adan group without weight decay)
-    lr_scale: float = FINE_TUNE_LR  # the weights' lr as a fraction of the training recipe's
+    # the weights' lr in the noise phase as a fraction of the training recipe's: 0.5 beat the
+    # fine-tunes' 0.2 on Marathon 160×80×16 at 50k (−11.3 % vs −7.6 % bytes at equal PSNR)
+    lr_scale: float = 0.5
 
     @property
     def ste_epochs(self) -> int:
@@ -424,8 +426,12 @@ def rd_compress(
     checkpointer: Checkpointer | None = None,
     resume: Checkpoint | None = None,
 ) -> tuple[PipelineResult, RDOutcome]:
-    """[prune + fine-tune] ─► RD fine-tune with noise ─► RD fine-tune through the integers
-    ─► entropy-code exactly those integers with their learned steps.
+    """[prune + fine-tune] ─► RD fine-tune with noise ─► [rate fit] ─► RD fine-tune through the
+    integers ─► [rate fit] ─► entropy-code exactly those integers with their learned steps.
+
+    With a target (``rd.target_bytes``) λ follows dual ascent, and the steps are fitted to the
+    target on real coded sizes before the straight-through phase (which then trains through the
+    fitted integers) and once more after it (a factor near 1, recorded in the outcome).
 
     The RD phases are not checkpointed: an interrupted encode resumes from the end of training
     (or of the pruned fine-tune) and repeats them, deterministically."""
@@ -439,29 +445,28 @@ def rd_compress(
     target_bits = None if rd.target_bytes is None else RD_PAYLOAD_SHARE * 8 * rd.target_bytes
     lam = rd.lam if rd.lam is not None else _auto_lambda(model, frames, pixels)
     term = rdq.RateTerm(model, pixels, lam, target_bits)
-    group = {"params": rdq.quantiser_parameters(model), "lr": rd.lr, "weight_decay": 0.0}
     noise = rd.epochs - rd.ste_epochs
     for phase, mode, epochs in (("rd", rdq.NOISE, noise), ("rd-ste", rdq.STE, rd.ste_epochs)):
+        if mode == rdq.STE and rd.target_bytes is not None:
+            _fit_steps(model, names, rd.target_bytes)
         if epochs > 0:
             rdq.set_mode(model, mode)
+            group = {"params": rdq.quantiser_parameters(model), "lr": rd.lr, "weight_decay": 0.0}
             runner.run(
                 phase,
                 epochs,
                 penalty=term,
-                extra_groups=[group],
+                extra_groups=[group],  # a fresh dict: each phase's optimiser owns its group
                 checkpoint=False,
                 lr_scale=rd.lr_scale if mode == rdq.NOISE else FINE_TUNE_LR,
             )
     model.eval()
     t0 = time.perf_counter()
-    step_factor = 1.0
-    if rd.target_bytes is not None:
-        step_factor = _fit_steps(model, names, rd.target_bytes)
-        runner.phases["rate"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
     with torch.no_grad():
         proxy = float(term.bits())
-    encoded, rebuilt, quantised = _encode_learned(model, names)
+    step_factor, (encoded, rebuilt, quantised) = 1.0, _encode_learned(model, names)
+    if rd.target_bytes is not None:
+        step_factor, (encoded, rebuilt, quantised) = _fit_steps(model, names, rd.target_bytes)
     runner.phases["entropy"] = time.perf_counter() - t0
     rdq.detach(model)
     zeros, candidates = _zero_weights(model, dict(zip(names, rebuilt, strict=True)))
@@ -477,9 +482,12 @@ def rd_compress(
     return result, RDOutcome(lam=float(term.lam), proxy_bits=proxy, step_factor=step_factor)
 
 
-def _encode_learned(
-    model: nn.Module, names: Sequence[str]
-) -> tuple[EncodedTensors, list[torch.Tensor], list[QuantizedTensor]]:
+_Learned = tuple[
+    EncodedTensors, list[torch.Tensor], list[QuantizedTensor]
+]  # coded, rebuilt, integers
+
+
+def _encode_learned(model: nn.Module, names: Sequence[str]) -> _Learned:
     """Entropy-code the integers the learned quantisers give now; each tensor's learned Laplace
     is one more candidate entropy model."""
     quantised = rdq.quantized(model, list(names))
@@ -491,35 +499,37 @@ def _encode_learned(
     return encoded, rebuilt, [qt for qt, _ in quantised]
 
 
-def _fit_steps(model: nn.Module, names: Sequence[str], target_bytes: int) -> float:
-    """Rate control after the last RD phase, on real coded sizes: scale every learned step by
-    one factor (bisection in log space) so that the tensor sections land in
-    [``RD_LAND_BELOW`` · target, target]. Dual ascent has usually put the rate close already,
-    so the factor is near 1; returns it (1.0 when the trained steps already land)."""
+def _fit_steps(model: nn.Module, names: Sequence[str], target_bytes: int) -> tuple[float, _Learned]:
+    """Rate control on real coded sizes: scale every learned step by one factor (bisection in
+    log space) so that the tensor sections land in [``RD_LAND_BELOW`` · target, target], keep
+    that factor in the model and return it with the accepted encoding. Dual ascent has usually
+    put the rate close already, so the factor is near 1."""
+    saved = [site.quant.log_step.detach().clone() for site in rdq.sites(model)]
 
-    def size(factor: float) -> int:
-        rdq.scale_steps(model, factor)
-        try:
-            return _size(_encode_learned(model, names)[0])
-        finally:
-            rdq.scale_steps(model, 1.0 / factor)
+    def probe(factor: float) -> _Learned:
+        with torch.no_grad():
+            for site, log_step in zip(rdq.sites(model), saved, strict=True):
+                site.quant.log_step.copy_(log_step + math.log(factor))
+        return _encode_learned(model, names)
 
     def lands(n: int) -> bool:
         return RD_LAND_BELOW * target_bytes <= n <= target_bytes
 
-    if lands(size(1.0)):
-        return 1.0
-    lo, hi = 1.0 / 64, 64.0  # log-space bracket; size falls as the factor grows
-    best: float | None = None
+    accepted = (1.0, probe(1.0))
+    if lands(_size(accepted[1][0])):
+        return accepted
+    lo, hi = 1.0 / 64, 64.0  # log-space bracket; the size falls as the factor grows
+    best: tuple[float, _Learned] | None = None
     for _ in range(24):
         mid = math.sqrt(lo * hi)
-        n = size(mid)
+        trial = probe(mid)
+        n = _size(trial[0])
         if n <= target_bytes:
-            best, hi = mid, mid
+            best, hi = (mid, trial), mid
             if lands(n):
                 break
         else:
             lo = mid
-    factor = best if best is not None else hi
-    rdq.scale_steps(model, factor)
-    return factor
+    accepted = best if best is not None else (hi, probe(hi))
+    probe(accepted[0])  # leave the model at the accepted steps
+    return accepted

@@ -26,7 +26,7 @@ from torch.nn.utils import parametrize
 
 from nvcodec.compression.prune import Mask
 
-__all__ = ["FakeQuant", "attach", "detach", "fake_quantize"]
+__all__ = ["FakeQuant", "attach", "detach", "fake_quantize", "parameter_owners"]
 
 
 def _fp16_ceil(x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +85,7 @@ class FakeQuant(nn.Module):
         return f"bits={self.bits}"
 
 
-def _owners(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
+def parameter_owners(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
     """(full name, owning module, attribute) for every parameter, in ``named_parameters`` order."""
     out = []
     for full, _ in model.named_parameters():
@@ -100,7 +100,7 @@ def _owners(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
 
 def attach(model: nn.Module, bits: int | Callable[[str], int]) -> None:
     """Fake-quantise every parameter of ``model`` at ``bits`` (one depth or ``name -> depth``)."""
-    for name, module, attr in _owners(model):
+    for name, module, attr in parameter_owners(model):
         depth = bits if isinstance(bits, int) else int(bits(name))
         parametrize.register_parametrization(module, attr, FakeQuant(depth))
 

@@ -37,8 +37,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from nvcodec.compression.qat import _owners
+from nvcodec.compression import qat
+from nvcodec.compression.qat import parameter_owners
 from nvcodec.compression.quantize import QuantizedTensor
+from nvcodec.errors import TrainingDivergedError
 
 __all__ = [
     "LearnedQuant",
@@ -47,8 +49,8 @@ __all__ = [
     "detach",
     "laplace_bits",
     "learned_laplace",
+    "quantiser_parameters",
     "quantized",
-    "scale_steps",
     "set_mode",
     "sites",
 ]
@@ -56,6 +58,7 @@ __all__ = [
 MAX_SYMBOL = 2**15 - 1  # the 16-bit range of the file's quantiser
 MIN_STEP, MAX_STEP = 2.0**-24, 65504.0  # smallest positive fp16 (subnormal), largest fp16
 MIN_LAPLACE_SCALE = 0.01  # in symbols; the file's Laplace accepts scales ≥ 0.001
+MAX_MODEL_PARAM = 65536.0  # a reader's bound on a Laplace's |loc| and scale
 NOISE, STE = "noise", "ste"
 
 
@@ -72,15 +75,18 @@ class _Round(torch.autograd.Function):
 
 
 class _Fp16(torch.autograd.Function):
-    """Round to the nearest binary16 value (kept in the input dtype), identity gradient."""
+    """Round to the nearest binary16 value, one binary16 step up where that fell below
+    ``floor`` (kept in the input dtype); identity gradient for ``x``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return x.to(torch.float16).to(x.dtype)
+    def forward(ctx, x: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        h = x.to(torch.float16)
+        up = (h.view(torch.int16) + 1).view(torch.float16)  # next binary16 up (x > 0)
+        return torch.where(h.to(x.dtype) < floor, up, h).to(x.dtype)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return grad
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad, None
 
 
 def laplace_bits(y: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -132,10 +138,9 @@ class LearnedQuant(nn.Module):
             floor = (rows.abs().amax(dim=1) / MAX_SYMBOL).reshape(self.shape)
         else:
             floor = torch.zeros(self.shape, device=w.device)
-        # rounding to fp16 may go below the floor: keep a margin of one fp16 ulp (2^-10)
-        floor = (floor * (1 + 2.0**-9)).clamp(min=MIN_STEP)
+        floor = floor.clamp(min=MIN_STEP)
         step = torch.maximum(self.log_step.exp(), floor).clamp(max=MAX_STEP)
-        return _Fp16.apply(step)
+        return _Fp16.apply(step, floor)
 
     def symbols(self, w: torch.Tensor, step: torch.Tensor | None = None) -> torch.Tensor:
         y = w / (self.step(w) if step is None else step)
@@ -184,14 +189,16 @@ class _Site:
 
 
 def sites(model: nn.Module) -> Iterator[_Site]:
-    """Every attached learned quantiser with the module and attribute it quantises."""
-    for module in model.modules():
-        if not parametrize.is_parametrized(module):
+    """Every attached learned quantiser with the stored tensor's name, its module and
+    attribute, in ``named_parameters`` order."""
+    seen = set()  # a quantiser's own parameters list its weight again
+    for name, module, attr in parameter_owners(model):
+        if (id(module), attr) in seen or not parametrize.is_parametrized(module, attr):
             continue
-        for attr, chain in module.parametrizations.items():
-            for p in chain:
-                if isinstance(p, LearnedQuant):
-                    yield _Site("", module, attr, p)
+        seen.add((id(module), attr))
+        for p in module.parametrizations[attr]:
+            if isinstance(p, LearnedQuant):
+                yield _Site(name, module, attr, p)
 
 
 def attach(
@@ -201,7 +208,7 @@ def attach(
     initialised to the ``bits``-deep symmetric quantiser's, one step per tensor or (with
     ``per_channel``) per output channel of rank ≥ 2 tensors. Returns (name, quantiser) pairs."""
     out = []
-    for name, module, attr in _owners(model):
+    for name, module, attr in parameter_owners(model):
         value = getattr(module, attr)  # masked if pruned
         quant = LearnedQuant(value, bits, per_channel).to(value.device)
         parametrize.register_parametrization(module, attr, quant)
@@ -225,19 +232,18 @@ def quantiser_parameters(model: nn.Module) -> list[nn.Parameter]:
 def quantized(model: nn.Module, names: list[str]) -> list[tuple[QuantizedTensor, tuple]]:
     """The integers and fp16 steps of every stored tensor, in ``names`` order, exactly as the
     STE forward pass uses them, plus each tensor's learned Laplace ``(loc, scale)``."""
-    by_name = {}
-    for full, module, attr in _owners(model):
-        chain = module.parametrizations[attr] if parametrize.is_parametrized(module, attr) else []
-        quants = [p for p in chain if isinstance(p, LearnedQuant)]
-        if len(quants) != 1:
-            raise ValueError(f"{full}: no learned quantiser attached")
-        site = _Site(full, module, attr, quants[0])
-        by_name[full] = site
+    by_name = {site.name: site for site in sites(model)}
     out = []
     for name in names:
+        if name not in by_name:
+            raise ValueError(f"{name}: no learned quantiser attached")
         site = by_name[name]
         w = site.input().float()
         step = site.quant.step(w)
+        if not (torch.isfinite(w).all() and torch.isfinite(step).all()):
+            raise TrainingDivergedError(
+                f"{name}: RD training diverged (non-finite weights); try a smaller --lambda"
+            )
         q = torch.round(w / step).clamp(-MAX_SYMBOL, MAX_SYMBOL)
         peak = int(q.abs().max()) if q.numel() else 0
         bits = max(2, math.ceil(math.log2(peak + 1)) + 1)
@@ -254,18 +260,8 @@ def quantized(model: nn.Module, names: list[str]) -> list[tuple[QuantizedTensor,
     return out
 
 
-@torch.no_grad()
-def scale_steps(model: nn.Module, factor: float) -> None:
-    """Multiply every learned step by ``factor`` (rate control after the last phase: a larger
-    step, fewer bits). The weight-unit rate models need no change."""
-    for site in sites(model):
-        site.quant.log_step.add_(math.log(factor))
-
-
 def detach(model: nn.Module) -> None:
     """Remove every parametrization, leaving the float weights (masked) as plain parameters."""
-    from nvcodec.compression import qat
-
     qat.detach(model)
 
 
@@ -276,8 +272,8 @@ def learned_laplace(symbols: np.ndarray, loc: float, scale: float):  # -> Laplac
     if symbols.size == 0 or not (math.isfinite(loc) and math.isfinite(scale)):
         return None
     lo, hi = int(symbols.min()), int(symbols.max())
-    if lo == hi:
-        return None
+    if lo == hi or abs(loc) > MAX_MODEL_PARAM or scale > MAX_MODEL_PARAM:
+        return None  # nothing to code, or outside what a reader accepts (FORMAT.md, kind 2)
     return LaplaceModel(lo, hi, float(np.float32(loc)), float(np.float32(max(scale, 1e-3))))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -137,3 +139,24 @@ def test_pchip_matches_scipy() -> None:
         dense = np.linspace(x[0], x[-1], 101)
         assert np.allclose([ours(v) for v in dense], theirs(dense), atol=1e-10)
         assert ours.integral(x[1], x[4]) == pytest.approx(theirs.integrate(x[1], x[4]), abs=1e-9)
+
+
+def test_rd_curves_are_also_measured_against_their_own_models_qat_pipeline() -> None:
+    from benchmarks.report import bd_table
+
+    def point(codec: str, bpp: float, psnr: float) -> dict:
+        return {"codec": codec, "bpp": bpp, "psnr_yuv": psnr}
+
+    rates = [0.1, 0.2, 0.4, 0.8]
+    records = [point("x265-veryslow", r, 30 + 4 * math.log2(r / 0.1)) for r in rates]
+    records += [point("nvc-ds-nerv", r, 29 + 4 * math.log2(r / 0.1)) for r in rates]
+    records += [point("nvc-ds-nerv-rd", 0.9 * r, 29 + 4 * math.log2(r / 0.1)) for r in rates]
+    entries = {(e.test, e.anchor): e for e in bd_table(records)}
+    assert set(entries) == {
+        ("nvc-ds-nerv", "x265-veryslow"),
+        ("nvc-ds-nerv-rd", "x265-veryslow"),
+        ("nvc-ds-nerv-rd", "nvc-ds-nerv"),
+    }
+    same_psnr_fewer_bits = entries[("nvc-ds-nerv-rd", "nvc-ds-nerv")].rate
+    assert same_psnr_fewer_bits is not None
+    assert same_psnr_fewer_bits.value == pytest.approx(-10.0, abs=0.5)

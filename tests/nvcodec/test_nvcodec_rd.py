@@ -193,3 +193,28 @@ def test_auto_lambda_is_stored_and_info_shows_the_learned_steps(tmp_path, chapli
     assert sum(t.payload_bytes for t in info.tensors) <= 1.01 * sum(
         t.ideal_payload_bits / 8 for t in info.tensors
     ) + 4 * len(info.tensors)
+
+
+def test_a_learned_laplace_outside_the_readers_bounds_is_not_offered() -> None:
+    symbols = np.array([-3, 0, 2, 5], dtype=np.int32)
+    assert rdq.learned_laplace(symbols, 0.5, 2.0) is not None
+    assert rdq.learned_laplace(symbols, 0.5, 1e6) is None
+    assert rdq.learned_laplace(symbols, -1e6, 2.0) is None
+    assert rdq.learned_laplace(np.zeros(4, np.int32), 0.0, 1.0) is None
+
+
+def test_diverged_weights_stop_with_a_clear_error_instead_of_a_file() -> None:
+    from nvcodec.errors import TrainingDivergedError
+
+    model = _tiny()
+    names = _names(model)
+    rdq.attach(model)
+    with torch.no_grad():
+        model[0].parametrizations.weight.original[0, 0, 0, 0] = float("nan")
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        rdq.quantized(model, names)
+
+
+def test_a_bpp_target_too_small_for_rd_is_refused_before_training(tmp_path, chaplin) -> None:
+    with pytest.raises(ConfigError, match=r"leaves .* bytes for the model"):
+        _encode(tmp_path, chaplin, "auto", target_bpp=0.01)

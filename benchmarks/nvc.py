@@ -68,7 +68,6 @@ class NvcCodec(Codec):
             lr=self.lr,
             bits=self.bits,
             lam=self.lam,
-            prune_ratio=0.0 if self.lam is not None else EncodeOptions.prune_ratio,
             seed=self.seed,
             device=self.device,
             frames=source.frames if source is not None else None,
@@ -90,7 +89,7 @@ class NvcCodec(Codec):
             "compression": {
                 "bits": opts.resolved_bits,
                 "code_bits": opts.resolved_code_bits,
-                "prune_ratio": opts.prune_ratio,
+                "prune_ratio": opts.resolved_prune_ratio,
                 "prune_epochs": opts.resolved_prune_epochs,
                 "qat_epochs": opts.resolved_qat_epochs,
                 "preset": opts.preset,

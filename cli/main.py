@@ -63,10 +63,10 @@ def main() -> None:
 @click.option(
     "--prune",
     "prune_ratio",
-    default=0.2,
-    show_default=True,
+    default=None,
     type=float,
-    help="Fraction of conv/linear weights pruned (size-normalised global magnitude); 0: off.",
+    help="Fraction of conv/linear weights pruned (size-normalised global magnitude); 0: off "
+    "[0.2; 0 with --lambda].",
 )
 @click.option(
     "--prune-epochs",
@@ -146,7 +146,7 @@ def encode(
     target_bpp: float | None,
     preset: str,
     epochs: int | None,
-    prune_ratio: float,
+    prune_ratio: float | None,
     prune_epochs: int | None,
     qat_epochs: int | None,
     lam: str | None,

@@ -81,6 +81,7 @@ from nvcodec.training.loop import OPTIMIZERS
 __all__ = ["EncodeOptions", "EncodeReport", "encode"]
 
 AUTO = "auto"  # --lambda auto: λ = κ·D/R of the trained model (nvcodec.pipeline._auto_lambda)
+DEFAULT_PRUNE_RATIO = 0.2  # the QAT pipeline's (benchmarks/compression)
 MIN_RD_TENSOR_BYTES = 256  # below this --bpp with --lambda is refused before training
 MAX_LAMBDA = 100.0  # λ in MSE per bpp: 100 would trade 1 bpp for an MSE of 100 (far past useful)
 
@@ -98,7 +99,7 @@ class EncodeOptions:
     warmup: float | None = None
     bits: int | None = None  # weights; None: 5, or with target_bpp the deepest depth tried, 8
     code_bits: int | None = None  # codes / embeddings; None: same as the weights
-    prune_ratio: float = 0.2  # fraction of conv/linear weights zeroed (0: no pruning)
+    prune_ratio: float | None = None  # conv/linear weights zeroed; None: 0.2, with RD 0
     prune_epochs: int | None = None  # fine-tune after pruning; None: the preset's
     qat_epochs: int | None = None  # quantisation-aware fine-tune; None: the preset's (0: off)
     target_bpp: float | None = None  # rate control: size the model and pick the depth for this
@@ -118,8 +119,16 @@ class EncodeOptions:
         return self.epochs if self.epochs is not None else PRESETS[self.preset].epochs
 
     @property
+    def resolved_prune_ratio(self) -> float:
+        """As given; by default 0.2 for the QAT pipeline and 0 for RD training, whose rate term
+        zeroes what does not pay for its bits by itself."""
+        if self.prune_ratio is not None:
+            return self.prune_ratio
+        return 0.0 if self.rd else DEFAULT_PRUNE_RATIO
+
+    @property
     def resolved_prune_epochs(self) -> int:
-        if self.prune_ratio == 0:
+        if self.resolved_prune_ratio == 0:
             return 0
         if self.prune_epochs is not None:
             return self.prune_epochs
@@ -145,7 +154,7 @@ class EncodeOptions:
             return self.rd_epochs
         preset = PRESETS[self.preset]
         epochs = preset.qat_epochs(self.resolved_epochs)
-        if self.prune_ratio == 0:
+        if self.resolved_prune_ratio == 0:
             epochs += preset.prune_epochs(self.resolved_epochs)
         return epochs
 
@@ -171,7 +180,7 @@ class EncodeOptions:
         ):
             if value is not None and not 0 <= value <= 100_000:
                 raise ConfigError(f"{what} must be in [0, 100000], got {value}")
-        if not 0 <= self.prune_ratio <= 0.95:
+        if self.prune_ratio is not None and not 0 <= self.prune_ratio <= 0.95:
             raise ConfigError(f"prune ratio must be in [0, 0.95], got {self.prune_ratio}")
         if self.code_bits is not None and not 2 <= self.code_bits <= 16:
             raise ConfigError(f"code bits must be in [2, 16], got {self.code_bits}")
@@ -541,7 +550,7 @@ def _compress_phase(
             plan.train_cfg,
             bits=opts.resolved_bits,
             code_bits=opts.resolved_code_bits,
-            prune_ratio=opts.prune_ratio,
+            prune_ratio=opts.resolved_prune_ratio,
             prune_epochs=opts.resolved_prune_epochs,
             qat_epochs=opts.resolved_qat_epochs,
             target_bytes=tensor_target,
@@ -559,7 +568,7 @@ def _compress_phase(
         plan.train_cfg,
         settings,
         pixels=plan.pixels,
-        prune_ratio=opts.prune_ratio,
+        prune_ratio=opts.resolved_prune_ratio,
         prune_epochs=opts.resolved_prune_epochs,
         **common,
     )
@@ -647,7 +656,7 @@ def _overhead_bytes(opts: EncodeOptions, info: VideoInfo, config: ModelConfig | 
         config=config,
         bits=opts.resolved_bits,
         encoder=_encoder_meta(opts, opts.train_config(), info.frame_count),
-        compression=_compression_meta(opts, opts.resolved_code_bits, opts.prune_ratio),
+        compression=_compression_meta(opts, opts.resolved_code_bits, opts.resolved_prune_ratio),
     )
     slack = 0
     if opts.rd:  # the longest values the RD fields can take; the depth may take two digits

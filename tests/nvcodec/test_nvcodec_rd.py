@@ -218,3 +218,13 @@ def test_diverged_weights_stop_with_a_clear_error_instead_of_a_file() -> None:
 def test_a_bpp_target_too_small_for_rd_is_refused_before_training(tmp_path, chaplin) -> None:
     with pytest.raises(ConfigError, match=r"leaves .* bytes for the model"):
         _encode(tmp_path, chaplin, "auto", target_bpp=0.01)
+
+
+def test_rd_training_prunes_nothing_unless_asked_and_keeps_equal_total_epochs() -> None:
+    qat, rd = EncodeOptions(epochs=100), EncodeOptions(epochs=100, lam="auto")
+    assert (qat.resolved_prune_ratio, rd.resolved_prune_ratio) == (0.2, 0.0)
+    qat_total = qat.resolved_prune_epochs + qat.resolved_qat_epochs
+    assert rd.resolved_prune_epochs + rd.resolved_rd_epochs == qat_total
+    pruned = EncodeOptions(epochs=100, lam="auto", prune_ratio=0.3)
+    assert pruned.resolved_prune_epochs + pruned.resolved_rd_epochs == qat_total
+    assert rd.resolved_qat_epochs == 0

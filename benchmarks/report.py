@@ -120,9 +120,12 @@ def _bd_cells(entry: BdEntry) -> tuple[str, str, str]:
 
 
 def _point_text(r: dict[str, Any]) -> str:
+    """The point's knob; for nvcodec also the whole file's bits per stored parameter."""
     ((name, value),) = r["point"].items()
     if name == "size":
-        return f"{value / 1e6:g}M params"
+        params = r.get("notes", {}).get("parameters")
+        per_param = f", {8 * r['bytes'] / params:.2f} bits/param" if params else ""
+        return f"{value / 1e6:g}M params{per_param}"
     return f"{name} {value:g}"
 
 

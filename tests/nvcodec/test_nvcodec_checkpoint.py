@@ -375,3 +375,39 @@ def test_encode_resume_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--resume"):
         encode(CHAPLIN, tmp_path / "a.nvc", first)
     assert not (tmp_path / "a.nvc").exists()
+
+
+RD_PIPE = dataclasses.replace(
+    PIPE, qat_epochs=None, lam="auto", rd_epochs=3, prune_ratio=0.2, target_bpp=None
+)
+
+
+@pytest.fixture(scope="module")
+def straight_rd_encode(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    out = tmp_path_factory.mktemp("straight_rd") / "s.nvc"
+    encode(CHAPLIN, out, RD_PIPE)
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize(("stop_at", "saved_phase"), [(2, "train"), (9, "prune")])
+def test_rd_encode_interrupted_in_any_phase_resumes_to_the_same_file(
+    tmp_path: Path, straight_rd_encode: bytes, stop_at: int, saved_phase: str
+) -> None:
+    """RD phases are not checkpointed: an interruption in them (progress call 9 is the second
+    RD epoch) resumes from the end of the prune fine-tune and repeats them."""
+    ckdir = tmp_path / "ck"
+    opts = dataclasses.replace(RD_PIPE, checkpoint_dir=str(ckdir), checkpoint_every=1)
+    calls = []
+
+    def interrupt(stats) -> None:
+        calls.append(stats)
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "r.nvc"
+    with pytest.raises(KeyboardInterrupt):
+        encode(CHAPLIN, out, opts, progress=interrupt)
+    assert calls[-1].phase == ("rd" if stop_at == 9 else "train")
+    assert load_checkpoint(ckdir / CHECKPOINT_NAME).phase == saved_phase
+    encode(CHAPLIN, out, dataclasses.replace(opts, resume=True))
+    assert out.read_bytes() == straight_rd_encode

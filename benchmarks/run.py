@@ -64,6 +64,7 @@ class BenchConfig:
     quick: bool = False
     force: bool = False
     dry_run: bool = False
+    report_only: bool = False  # write the reports from cached points; encode nothing
     strip_info_sei: bool = True
 
 
@@ -158,6 +159,9 @@ def run_benchmark(cfg: BenchConfig, log_stream: TextIO | None = None) -> BenchSu
                     summary.cached += 1
                     records.append(cached)
                     log(f"cached   {what}")
+                    continue
+                if cfg.report_only:
+                    log(f"skipped  {what} (not cached; --report-only)")
                     continue
                 if source is None and cfg.scale > 1:
                     y4m = folder / "streams" / f"{clip.stem}_x{cfg.scale}.y4m"
@@ -304,6 +308,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute cached points")
     p.add_argument("--dry-run", action="store_true", help="list the points, run nothing")
     p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the reports from the cached points of these codecs; encode nothing",
+    )
+    p.add_argument(
         "--keep-info-sei",
         action="store_true",
         help="keep x264/x265's informational SEI in the counted stream",
@@ -331,6 +340,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         quick=ns.quick,
         force=ns.force,
         dry_run=ns.dry_run,
+        report_only=ns.report_only,
         strip_info_sei=not ns.keep_info_sei,
     )
 

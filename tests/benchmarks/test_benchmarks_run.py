@@ -72,6 +72,11 @@ def test_quick_run_writes_points_report_plot_and_uses_the_cache(tmp_path: Path) 
     changed = run_benchmark(_config(tmp_path, crfs=(30.0, 40.0)))
     assert (changed.computed, changed.cached) == (1, 3)
 
+    # --report-only: the reports from what is cached; an uncached point is skipped, not encoded
+    report = run_benchmark(_config(tmp_path, crfs=(30.0, 45.0, 50.0), report_only=True))
+    assert (report.computed, report.cached, report.failed) == (0, 4, [])
+    assert not list((folder / "points").glob("x264-veryslow_crf50*"))
+
 
 def test_dry_run_lists_points_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -67,6 +67,7 @@ class NvcCodec(Codec):
             batch_size=self.batch_size,
             lr=self.lr,
             bits=self.bits,
+            pipeline="qat" if self.lam is None else "rd",
             lam=self.lam,
             seed=self.seed,
             device=self.device,

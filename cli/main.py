@@ -54,8 +54,8 @@ def main() -> None:
     type=click.Choice(["fast", "medium", "slow"]),
     default="medium",
     show_default=True,
-    help="Training / prune fine-tune / QAT epochs: fast 100/15/10, medium 300/45/30, "
-    "slow 1000/150/100 (the fine-tunes are 15 % and 10 % of the training epochs).",
+    help="Training epochs fast 100, medium 300, slow 1000; then RD training for 25 % of them "
+    "(QAT pipeline: prune fine-tune 15 % and QAT 10 %).",
 )
 @click.option(
     "--epochs", default=None, type=int, help="Training epochs [the preset's: 300 for medium]."
@@ -66,7 +66,7 @@ def main() -> None:
     default=None,
     type=float,
     help="Fraction of conv/linear weights pruned (size-normalised global magnitude); 0: off "
-    "[0.2; 0 with --lambda].",
+    "[0 with RD training, 0.2 with QAT].",
 )
 @click.option(
     "--prune-epochs",
@@ -78,21 +78,30 @@ def main() -> None:
     "--qat-epochs",
     default=None,
     type=int,
-    help="Quantisation-aware fine-tune epochs [10 % of epochs]; 0: post-training quantisation.",
+    help="QAT pipeline: quantisation-aware fine-tune epochs [10 % of epochs]; 0: post-training "
+    "quantisation.",
+)
+@click.option(
+    "--pipeline",
+    type=click.Choice(["rd", "qat"]),
+    default=None,
+    help="Compression after training: rd = rate-distortion training with learned step sizes "
+    "(default); qat = pruning + fixed-depth quantisation-aware fine-tune (the default when "
+    "--bits, --code-bits or --qat-epochs is given).",
 )
 @click.option(
     "--lambda",
     "lam",
     default=None,
-    help="Rate-distortion training: loss = MSE + λ·bpp with learned step sizes and rate models "
-    "for every stored tensor, in place of the fixed-depth QAT; larger λ, smaller file. 'auto' "
-    "picks λ from the trained model's own distortion and rate.",
+    help="RD training's trade-off: loss = MSE + λ·bpp; larger λ, smaller file [auto: λ from the "
+    "trained model's own distortion and rate].",
 )
 @click.option(
     "--rd-epochs",
     default=None,
     type=int,
-    help="RD fine-tune epochs with --lambda [the preset's prune + QAT epochs].",
+    help="RD training epochs after training [the preset's QAT epochs, plus its prune "
+    "fine-tune's when nothing is pruned].",
 )
 @click.option("--batch-size", default=1, show_default=True, type=int, help="Frames per step.")
 @click.option("--lr", default=None, type=float, help="Peak learning rate [model's recipe].")
@@ -106,13 +115,13 @@ def main() -> None:
     "--bits",
     default=None,
     type=int,
-    help="Weight bit depth [5; with --bpp the deepest depth tried, 8].",
+    help="QAT pipeline: weight bit depth [5; with --bpp the deepest depth tried, 8].",
 )
 @click.option(
     "--code-bits",
     default=None,
     type=int,
-    help="Bit depth of latent codes / embeddings [same as --bits].",
+    help="QAT pipeline: bit depth of latent codes / embeddings [same as --bits].",
 )
 @click.option("--frames", "frame_range", default=None, help="Part of the clip, A:B (half-open).")
 @click.option(
@@ -149,6 +158,7 @@ def encode(
     prune_ratio: float | None,
     prune_epochs: int | None,
     qat_epochs: int | None,
+    pipeline: str | None,
     lam: str | None,
     rd_epochs: int | None,
     batch_size: int,
@@ -186,6 +196,7 @@ def encode(
         prune_ratio=prune_ratio,
         prune_epochs=prune_epochs,
         qat_epochs=qat_epochs,
+        pipeline=pipeline,
         lam=_parse_lambda(lam),
         rd_epochs=rd_epochs,
         target_bpp=target_bpp,

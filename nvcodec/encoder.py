@@ -80,6 +80,7 @@ from nvcodec.training.loop import OPTIMIZERS
 
 __all__ = ["EncodeOptions", "EncodeReport", "encode"]
 
+RD, QAT = "rd", "qat"  # the two compression pipelines
 AUTO = "auto"  # --lambda auto: λ = κ·D/R of the trained model (nvcodec.pipeline._auto_lambda)
 DEFAULT_PRUNE_RATIO = 0.2  # the QAT pipeline's (benchmarks/compression)
 MIN_RD_TENSOR_BYTES = 256  # below this --bpp with --lambda is refused before training
@@ -103,8 +104,9 @@ class EncodeOptions:
     prune_epochs: int | None = None  # fine-tune after pruning; None: the preset's
     qat_epochs: int | None = None  # quantisation-aware fine-tune; None: the preset's (0: off)
     target_bpp: float | None = None  # rate control: size the model and pick the depth for this
-    lam: float | str | None = None  # RD training, loss D + λ·bpp; "auto": λ from D/R; None: QAT
-    rd_epochs: int | None = None  # RD fine-tune epochs; None: the preset's (25 % of epochs)
+    pipeline: str | None = None  # "rd" or "qat"; None: RD unless a QAT option is given
+    lam: float | str | None = None  # RD loss D + λ·bpp; None or "auto": λ = κ·D/R of the model
+    rd_epochs: int | None = None  # RD epochs; None: the preset's QAT (+ prune fine-tune) epochs
     preset: str = "medium"
     seed: int = 0
     device: str = "auto"
@@ -144,7 +146,16 @@ class EncodeOptions:
 
     @property
     def rd(self) -> bool:
-        return self.lam is not None
+        """RD training (the default) or the fixed-depth QAT pipeline: ``pipeline`` decides; else
+        giving ``--bits``, ``--code-bits`` or ``--qat-epochs`` asks for QAT."""
+        if self.pipeline is not None:
+            return self.pipeline == RD
+        qat_options = (self.bits, self.code_bits, self.qat_epochs)
+        return self.lam is not None or all(v is None for v in qat_options)
+
+    @property
+    def resolved_lam(self) -> float | str:
+        return self.lam if self.lam is not None else AUTO
 
     @property
     def resolved_rd_epochs(self) -> int:
@@ -196,35 +207,52 @@ class EncodeOptions:
             raise ConfigError(f"warm-up fraction must be in [0, 1), got {self.warmup}")
         if self.bits is not None and not 2 <= self.bits <= 16:
             raise ConfigError(f"bits must be in [2, 16], got {self.bits}")
-        if self.lam is not None:
-            if self.lam != AUTO and not (
+        if self.pipeline not in (None, RD, QAT):
+            raise ConfigError(f"pipeline {self.pipeline!r}: expected {RD!r} or {QAT!r}")
+        if (
+            self.lam is not None
+            and self.lam != AUTO
+            and not (
                 isinstance(self.lam, float | int)
                 and math.isfinite(self.lam)
                 and 0 < self.lam <= MAX_LAMBDA
-            ):
-                raise ConfigError(
-                    f"lambda must be {AUTO!r} or a number in (0, {MAX_LAMBDA:g}], got {self.lam}"
-                )
-            for what, value in (
-                ("--bits", self.bits),
-                ("--code-bits", self.code_bits),
-                ("--qat-epochs", self.qat_epochs),
-            ):
-                if value is not None:
-                    raise ConfigError(
-                        f"{what} sets the fixed-depth QAT pipeline; with --lambda the step "
-                        "sizes are learned (leave it out, or leave out --lambda)"
-                    )
-        if self.rd_epochs is not None:
-            if self.lam is None:
-                raise ConfigError("--rd-epochs needs --lambda (RD training)")
-            if not 1 <= self.rd_epochs <= 100_000:
-                raise ConfigError(f"RD epochs must be in [1, 100000], got {self.rd_epochs}")
+            )
+        ):
+            raise ConfigError(
+                f"lambda must be {AUTO!r} or a number in (0, {MAX_LAMBDA:g}], got {self.lam}"
+            )
+        self._check_pipeline_options()
+        if self.rd_epochs is not None and not 1 <= self.rd_epochs <= 100_000:
+            raise ConfigError(f"RD epochs must be in [1, 100000], got {self.rd_epochs}")
         if self.resume and not self.checkpoint_dir:
             raise ConfigError("--resume needs --checkpoint-dir (the folder holding the checkpoint)")
         if self.checkpoint_every is not None and not 1 <= self.checkpoint_every <= 100_000:
             raise ConfigError(
                 f"checkpoint interval must be in [1, 100000] epochs, got {self.checkpoint_every}"
+            )
+
+    def _check_pipeline_options(self) -> None:
+        """Options of one pipeline are refused with the other (never silently ignored)."""
+        rd_options = (("--lambda", self.lam), ("--rd-epochs", self.rd_epochs))
+        rd_given = [what for what, value in rd_options if value is not None]
+        qat_given = [
+            what
+            for what, value in (
+                ("--bits", self.bits),
+                ("--code-bits", self.code_bits),
+                ("--qat-epochs", self.qat_epochs),
+            )
+            if value is not None
+        ]
+        if self.rd and qat_given:
+            raise ConfigError(
+                f"{qat_given[0]} sets the fixed-depth QAT pipeline; RD training learns the step "
+                "sizes (leave it out, or use --pipeline qat)"
+            )
+        if not self.rd and rd_given:
+            raise ConfigError(
+                f"{rd_given[0]} applies to RD training, not to the QAT pipeline "
+                "(leave out --pipeline qat / --bits / --code-bits / --qat-epochs)"
             )
 
     def train_config(self) -> TrainConfig:
@@ -558,7 +586,7 @@ def _compress_phase(
         )
         return piped, _compression_meta(opts, piped.code_bits, piped.prune_ratio)
     settings = RDSettings(
-        lam=None if opts.lam == AUTO else float(opts.lam),
+        lam=None if opts.resolved_lam == AUTO else float(opts.resolved_lam),
         epochs=opts.resolved_rd_epochs,
         target_bytes=tensor_target,
     )
@@ -581,7 +609,7 @@ def _rd_meta(opts: EncodeOptions, lam: float, proxy_bits: float, factor: float) 
     """METADATA ``compression`` fields of an RD-trained file (informational)."""
     return {
         "lambda": lam,
-        "lambda_auto": opts.lam == AUTO,
+        "lambda_auto": opts.resolved_lam == AUTO,
         "quantiser": "learned-step-per-tensor-fp16",
         "rd_epochs": opts.resolved_rd_epochs,
         "rd_proxy_bits": round(proxy_bits),

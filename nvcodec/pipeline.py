@@ -1,6 +1,13 @@
-"""The compression pipeline: train → prune → fine-tune → choose bit depth → QAT → quantise.
+"""The two compression pipelines that follow training.
 
-::
+RD training (:func:`rd_compress`, the encoder's default): learned step sizes and rate models for
+every stored tensor, loss = MSE + λ·bpp, noise then straight-through phases, and the file codes
+exactly the integers the last epochs used (see nvcodec.compression.rd)::
+
+    train(model) ─► [prune + fine-tune] ─► RD with noise ─► RD through the integers ─► code
+
+The fixed-depth QAT pipeline (:func:`compress_model`, ``--pipeline qat``): train → prune →
+fine-tune → choose bit depth → QAT → quantise::
 
     train(model)                         the model's own recipe, ``epochs``
       ─► prune(ratio)                    global size-normalised magnitude masks (prune.py)

@@ -75,7 +75,7 @@ def test_encode_prints_a_summary_computed_from_the_file(tmp_path, chaplin):
         (["--lambda", "lots"], "expected a number or 'auto'"),
         (["--lambda", "-1"], "lambda must be"),
         (["--lambda", "0.01", "--bits", "6"], "--bits sets the fixed-depth QAT pipeline"),
-        (["--rd-epochs", "3"], "--rd-epochs needs --lambda"),
+        (["--rd-epochs", "3", "--pipeline", "qat"], "--rd-epochs applies to RD training"),
     ],
 )
 def test_bad_rd_options_fail_before_anything_runs(tmp_path, chaplin, args, message):

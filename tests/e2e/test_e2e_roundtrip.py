@@ -10,7 +10,6 @@ import pytest
 
 from nvcodec import EncodeOptions, decode, decode_frames, encode, inspect
 from nvcodec.io import compute_metrics, read_video
-from nvcodec.pipeline import DEFAULT_BITS
 
 
 def test_report_numbers_are_recomputable_from_file_and_source(small_encode, chaplin, tmp_path):
@@ -90,7 +89,9 @@ def test_inspect_accounts_for_every_byte(small_encode):
     assert info.bpp == pytest.approx(report.bpp)
     assert info.parameters == report.parameters
     assert sum(t.payload_bytes for t in info.tensors) == info.sections["tensor_data"]
-    assert all(t.bits == report.compression["bits"] == DEFAULT_BITS for t in info.tensors)
+    # RD training (the default) stores each tensor at the depth its learned step needs
+    assert max(t.bits for t in info.tensors) == report.compression["bits"]
+    assert all(2 <= t.bits <= 16 for t in info.tensors)
     assert math.isclose(sum(info.bpp_breakdown().values()), info.bpp)
 
 

@@ -170,7 +170,10 @@ def test_bpp_target_lands_within_five_percent(tmp_path, chaplin) -> None:
         ({"lam": float("nan")}, "lambda must be"),
         ({"lam": 1e-3, "bits": 6}, "--bits"),
         ({"lam": 1e-3, "qat_epochs": 2}, "--qat-epochs"),
-        ({"rd_epochs": 3}, "--rd-epochs needs --lambda"),
+        ({"rd_epochs": 3, "bits": 6}, "--rd-epochs applies to RD training"),
+        ({"pipeline": "qat", "lam": 0.01}, "--lambda applies to RD training"),
+        ({"pipeline": "rd", "qat_epochs": 3}, "--qat-epochs sets the fixed-depth QAT"),
+        ({"pipeline": "fast"}, "pipeline 'fast'"),
         ({"lam": 1e-3, "rd_epochs": 0}, "RD epochs"),
     ],
 )
@@ -221,10 +224,19 @@ def test_a_bpp_target_too_small_for_rd_is_refused_before_training(tmp_path, chap
 
 
 def test_rd_training_prunes_nothing_unless_asked_and_keeps_equal_total_epochs() -> None:
-    qat, rd = EncodeOptions(epochs=100), EncodeOptions(epochs=100, lam="auto")
+    qat, rd = EncodeOptions(epochs=100, pipeline="qat"), EncodeOptions(epochs=100)
     assert (qat.resolved_prune_ratio, rd.resolved_prune_ratio) == (0.2, 0.0)
     qat_total = qat.resolved_prune_epochs + qat.resolved_qat_epochs
     assert rd.resolved_prune_epochs + rd.resolved_rd_epochs == qat_total
     pruned = EncodeOptions(epochs=100, lam="auto", prune_ratio=0.3)
     assert pruned.resolved_prune_epochs + pruned.resolved_rd_epochs == qat_total
     assert rd.resolved_qat_epochs == 0
+
+
+def test_rd_training_is_the_default_and_qat_options_select_the_qat_pipeline() -> None:
+    assert EncodeOptions().rd
+    assert EncodeOptions().resolved_lam == "auto"
+    assert not EncodeOptions(bits=6).rd
+    assert not EncodeOptions(qat_epochs=0).rd
+    assert not EncodeOptions(pipeline="qat").rd
+    assert EncodeOptions(pipeline="rd", rd_epochs=4).rd

@@ -18,7 +18,8 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # The main job on the bundled clip (all 132 Bunny frames at 160×80): DS-NeRV at a 0.1M-parameter
-# budget, ~4-5 minutes on 2 CPU cores. The summary is measured on frames decoded from the file.
+# budget, 100 training + 25 RD epochs: 18 minutes on one core of this session's 2-core machine
+# (README, Results). The summary is measured on frames decoded from the file.
 demo: $(STAMP)
 	mkdir -p $(DEMO_OUT)
 	$(BIN)/nvc encode $(DEMO_CLIP) -o $(DEMO_OUT)/bunny.nvc -y --size 0.1M --epochs 100 --seed 0

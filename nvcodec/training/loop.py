@@ -170,6 +170,15 @@ def make_optimizer(
     raise ValueError(f"unknown optimizer {config.optimizer!r} (known: {', '.join(OPTIMIZERS)})")
 
 
+def _schedule(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then cosine decay, stepped once per optimiser step."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: cosine_with_warmup(step, total_steps, warmup)
+    )
+
+
 def train(
     model: nn.Module,
     frames: torch.Tensor,
@@ -192,11 +201,8 @@ def train(
     make_encoder = getattr(model, "make_training_encoder", None)
     encoder = make_encoder().to(frames.device) if make_encoder is not None else None
     optimizer = make_optimizer(model, config, encoder, extra_groups)
-    steps_per_epoch = math.ceil(frames.shape[0] / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: cosine_with_warmup(step, total_steps, config.warmup)
-    )
+    total_steps = config.epochs * math.ceil(frames.shape[0] / config.batch_size)
+    scheduler = _schedule(optimizer, total_steps, config.warmup)
     autocast = config.amp and frames.device.type == "cuda"
     model.train()
     if encoder is not None:
@@ -241,16 +247,9 @@ def train(
         if callback is not None or epoch == config.epochs:
             mse = float(mse_t)  # the one host sync per epoch
             if callback is not None:
-                callback(
-                    EpochStats(
-                        epoch=epoch,
-                        epochs=config.epochs,
-                        loss=mse,
-                        psnr=_psnr(mse),
-                        lr=optimizer.param_groups[0]["lr"],
-                        seconds=time.perf_counter() - start,
-                    )
-                )
+                lr = optimizer.param_groups[0]["lr"]
+                seconds = time.perf_counter() - start
+                callback(EpochStats(epoch, config.epochs, mse, _psnr(mse), lr, seconds))
     model.eval()
     if encoder is not None:
         model.finalize_training(encoder.eval(), frames)

@@ -318,12 +318,9 @@ def straight_encode(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return out.read_bytes()
 
 
-@pytest.mark.parametrize(("stop_at", "phase"), [(2, "train"), (5, "prune"), (9, "qat")])
-def test_every_phase_resumes_to_the_same_file(
-    tmp_path: Path, straight_encode: bytes, stop_at: int, phase: str
-) -> None:
-    ckdir = tmp_path / "ck"
-    opts = dataclasses.replace(PIPE, checkpoint_dir=str(ckdir), checkpoint_every=1)
+def _interrupted_encode(out: Path, opts: EncodeOptions, stop_at: int) -> list:
+    """Encode until the ``stop_at``-th progress call, which raises KeyboardInterrupt; returns
+    the progress calls seen."""
     calls = []
 
     def interrupt(stats) -> None:
@@ -331,9 +328,19 @@ def test_every_phase_resumes_to_the_same_file(
         if len(calls) == stop_at:
             raise KeyboardInterrupt
 
-    out = tmp_path / "r.nvc"
     with pytest.raises(KeyboardInterrupt):
         encode(CHAPLIN, out, opts, progress=interrupt)
+    return calls
+
+
+@pytest.mark.parametrize(("stop_at", "phase"), [(2, "train"), (5, "prune"), (9, "qat")])
+def test_every_phase_resumes_to_the_same_file(
+    tmp_path: Path, straight_encode: bytes, stop_at: int, phase: str
+) -> None:
+    ckdir = tmp_path / "ck"
+    opts = dataclasses.replace(PIPE, checkpoint_dir=str(ckdir), checkpoint_every=1)
+    out = tmp_path / "r.nvc"
+    _interrupted_encode(out, opts, stop_at)
     assert not out.exists()
     saved = load_checkpoint(ckdir / CHECKPOINT_NAME)
     assert saved.phase == phase
@@ -397,16 +404,8 @@ def test_rd_encode_interrupted_in_any_phase_resumes_to_the_same_file(
     RD epoch) resumes from the end of the prune fine-tune and repeats them."""
     ckdir = tmp_path / "ck"
     opts = dataclasses.replace(RD_PIPE, checkpoint_dir=str(ckdir), checkpoint_every=1)
-    calls = []
-
-    def interrupt(stats) -> None:
-        calls.append(stats)
-        if len(calls) == stop_at:
-            raise KeyboardInterrupt
-
     out = tmp_path / "r.nvc"
-    with pytest.raises(KeyboardInterrupt):
-        encode(CHAPLIN, out, opts, progress=interrupt)
+    calls = _interrupted_encode(out, opts, stop_at)
     assert calls[-1].phase == ("rd" if stop_at == 9 else "train")
     assert load_checkpoint(ckdir / CHECKPOINT_NAME).phase == saved_phase
     encode(CHAPLIN, out, dataclasses.replace(opts, resume=True))

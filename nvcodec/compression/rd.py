@@ -2,11 +2,12 @@
 
 Each stored tensor ``w`` gets a :class:`LearnedQuant` parametrization with
 
-* a learnable quantisation step ``Δ`` per output channel (rank ≥ 2) or per tensor (rank ≤ 1),
-  kept as ``log Δ`` and rounded to binary16 in the forward pass (the file stores it as fp16),
-* a learnable quantised Laplace over the symbols ``y = w / Δ`` (location ``μ``, scale ``b``),
-  which is the tensor's differentiable rate model: ``bits = Σ −log₂ P(⌊y⌉)`` with
-  ``P(k) = F(k + ½) − F(k − ½)``.
+* a learnable quantisation step ``Δ``, one per tensor (per output channel on request: it lost on
+  real sizes, benchmarks/results/rd_train), kept as ``log Δ`` and rounded to binary16 in the
+  forward pass (the file stores it as fp16),
+* a learnable Laplace over the *weights* (location ``μ``, scale ``b`` in weight units),
+  integrated over each symbol's bin, which is the tensor's differentiable rate model:
+  ``bits = Σ −log₂ P(⌊y⌉)`` with ``P(k) = F((k + ½)Δ) − F((k − ½)Δ)``.
 
 Two modes, as in C3 / Cool-chic: ``"noise"`` replaces rounding by additive uniform noise
 ``y + U(−½, ½)`` (a smooth relaxation whose expected rate the Laplace models), ``"ste"`` rounds

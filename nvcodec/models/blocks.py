@@ -8,6 +8,11 @@
   output covers the frame with little padding (the model crops back to W×H).
 * :class:`GatedMLP` — GLU-style MLP ``W_o(act(W_g x) ⊙ W_v x)`` (NeRV++'s stem).
 * :func:`xavier_init_` — Xavier-uniform weights and zero biases for every conv/linear layer.
+* :func:`sample_time` — linear interpolation of a stored sequence (grid levels, codes) at frame
+  positions, cell-centred (HiNeRV's convention), continuous in ``t``.
+* :class:`HierarchicalEncoding` — HiNeRV's hierarchical (local) encoding: multi-level temporal
+  grids of per-cell features, added to an upsampled feature map. HiNeRV uses it at every stage;
+  ``ds-nerv-he`` adds it to DS-NeRV's decoder stages.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ __all__ = [
     "ACTIVATIONS",
     "GatedMLP",
     "GridPlan",
+    "HierarchicalEncoding",
     "NeRVBlock",
     "OutputHead",
     "PositionalEncoding",
     "make_activation",
     "plan_grid",
+    "sample_time",
     "xavier_init_",
 ]
 
@@ -159,3 +166,74 @@ def xavier_init_(module: nn.Module) -> nn.Module:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return module
+
+
+def sample_time(grid: torch.Tensor, t: torch.Tensor, frame_count: int) -> torch.Tensor:
+    """Entries of ``grid`` (L, …) at frame positions ``t`` (N,) → (N, …), linear in time.
+
+    Cell-centred (``align_corners=False``), as HiNeRV's grids: entry ``k`` covers frames
+    ``[k·T/L, (k+1)·T/L)`` and sits at their centre, so a level with ``L = T`` is an exact
+    per-frame lookup at integer ``t`` and coarser levels blend their two nearest entries.
+    Positions are clamped to the first/last entry (border padding). Fractional ``t`` interpolates
+    (``--fps``). The position arithmetic runs in float64 so that a frame decodes to the same
+    weights whatever batch it is in.
+    """
+    count = grid.shape[0]
+    tt = t.detach().to(torch.float64)
+    pos = ((tt + 0.5) * count / max(frame_count, 1) - 0.5).clamp(0.0, count - 1)
+    if count == 1:
+        return grid[torch.zeros_like(pos, dtype=torch.long)]
+    left = pos.floor().long().clamp(0, count - 2)
+    frac = (pos - left).to(grid.dtype).view(-1, *([1] * (grid.dim() - 1)))
+    return grid[left] * (1.0 - frac) + grid[left + 1] * frac
+
+
+class HierarchicalEncoding(nn.Module):
+    """HiNeRV's hierarchical encoding for one upsampling stage of stride ``s`` (Kwan et al. 2023).
+
+    After a ×s upsampling every output pixel sits at one of ``s × s`` positions inside its
+    source cell. ``levels`` temporal grids hold one feature vector per (frame, cell position):
+    level ``j`` has ``T_j = max(1, T // 2^j)`` frames and ``C·2^j`` channels, stored
+    ``(T_j, s, s, C·2^j)`` — coarser in time, wider in features, so the budget buys both
+    per-frame detail and smooth long-range terms. For frame ``t`` each level is sampled in time
+    (:func:`sample_time`), the levels are concatenated, one linear layer maps them to the feature
+    width, and the resulting ``s × s`` tile is added to every cell of the upsampled map, indexed by
+    the *global* pixel position modulo ``s`` (so a patch decodes as the whole frame does).
+
+    It costs ``Σ_j T_j·s²·C·2^j`` values plus the linear layer, nothing per pixel beyond an add:
+    local detail that a small decoder cannot produce from a coarse input, for frames it stores.
+    Grids start at U(±1e-3) (the reference's initial scale), the linear layer with zero bias.
+    """
+
+    def __init__(
+        self, frame_count: int, stride: int, out_dim: int, grid_dim: int, levels: int = 3
+    ) -> None:
+        super().__init__()
+        self.frame_count = frame_count
+        self.stride = stride
+        self.levels = levels
+        width = 0
+        for j in range(levels):
+            frames = max(1, frame_count // 2**j)
+            grid = torch.empty(frames, stride, stride, grid_dim * 2**j)
+            self.register_parameter(f"level{j}", nn.Parameter(nn.init.uniform_(grid, -1e-3, 1e-3)))
+            width += grid_dim * 2**j
+        self.project = nn.Linear(width, out_dim)
+        nn.init.zeros_(self.project.bias)
+
+    def tile(self, t: torch.Tensor) -> torch.Tensor:
+        """The (N, out_dim, s, s) encoding of frames ``t`` for the s×s cell positions."""
+        grids = [getattr(self, f"level{j}") for j in range(self.levels)]
+        features = torch.cat([sample_time(g, t, self.frame_count) for g in grids], dim=-1)
+        return self.project(features).permute(0, 3, 1, 2)
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, offset: tuple[int, int] = (0, 0)
+    ) -> torch.Tensor:
+        """``x`` (N, C, H, W) on the upsampled grid, whose pixel (0, 0) is the frame's pixel
+        ``offset`` at this resolution → ``x`` plus the encoding."""
+        tile = self.tile(t).to(x.dtype)
+        s = self.stride
+        rows = (torch.arange(x.shape[-2], device=x.device) + offset[0]) % s
+        cols = (torch.arange(x.shape[-1], device=x.device) + offset[1]) % s
+        return x + tile[:, :, rows][:, :, :, cols]

@@ -11,7 +11,8 @@ and the decoder never builds it.
       ─► Conv 1×1 to the embedding channels  ─► N × out × H/Πs × W/Πs
 
 ConvNeXt block: depthwise 7×7 → LayerNorm over channels → pointwise ×4 → GELU → pointwise, plus
-the residual (no layer scale or drop-path: the encoder is small and trained for one clip).
+the residual (no layer scale or drop-path: the encoder is small and trained for one clip). The
+same block, configured without biases or affine norm, is HiNeRV's decoder block.
 """
 
 from __future__ import annotations
@@ -35,20 +36,38 @@ class ChannelLayerNorm(nn.LayerNorm):
 
 
 class ConvNeXtBlock(nn.Module):
-    """Depthwise 7×7 → LayerNorm → Linear(C, 4C) → GELU → Linear(4C, C), residual."""
+    """Depthwise k×k → LayerNorm → Linear(C_in, e·C_out) → GELU → Linear(e·C_out, C_out),
+    plus the residual when ``C_in == C_out``.
 
-    def __init__(self, dim: int, expansion: int = 4) -> None:
+    The defaults are ConvNeXt's (7×7, ×4, affine norm, biases): the hybrid models' frame encoder.
+    HiNeRV's decoder blocks are the same block with a 3×3 kernel, no affine norm and no biases,
+    and the first block of a stage changes the width (so it has no residual); one class serves
+    both so that the two cannot drift apart.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        expansion: int = 4,
+        *,
+        out_dim: int | None = None,
+        kernel: int = 7,
+        bias: bool = True,
+        affine: bool = True,
+    ) -> None:
         super().__init__()
-        self.depthwise = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.expand = nn.Linear(dim, expansion * dim)
+        out = dim if out_dim is None else out_dim
+        self.residual = out == dim
+        self.depthwise = nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim, bias=bias)
+        self.norm = nn.LayerNorm(dim, eps=1e-6, elementwise_affine=affine, bias=affine)
+        self.expand = nn.Linear(dim, expansion * out, bias=bias)
         self.act = nn.GELU()
-        self.project = nn.Linear(expansion * dim, dim)
+        self.project = nn.Linear(expansion * out, out, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.depthwise(x).permute(0, 2, 3, 1)  # channels-last for the pointwise MLP
-        y = self.project(self.act(self.expand(self.norm(y))))
-        return x + y.permute(0, 3, 1, 2)
+        y = self.project(self.act(self.expand(self.norm(y)))).permute(0, 3, 1, 2)
+        return x + y if self.residual else y
 
 
 class ConvNeXtEncoder(nn.Module):

@@ -62,7 +62,7 @@ import torch
 from torch import nn
 
 from nvcodec.errors import ConfigError
-from nvcodec.models.blocks import ACTIVATIONS, NeRVBlock, OutputHead
+from nvcodec.models.blocks import ACTIVATIONS, HierarchicalEncoding, NeRVBlock, OutputHead
 from nvcodec.models.config import ModelConfig, added_later, bounds
 from nvcodec.models.registry import register_model
 
@@ -112,6 +112,9 @@ class DSNeRVConfig(ModelConfig):
     activation: str = dataclasses.field(default="gelu", metadata={"choices": ACTIVATIONS})
     # "both" is DS-NeRV; "static"/"dynamic" are the paper's ablations (one code kind only)
     codes: str = dataclasses.field(default="both", metadata=added_later(choices=CODE_KINDS))
+    # ds-nerv-he: hierarchical encodings after each decoder block (0 = none, DS-NeRV as published)
+    local_dim: int = dataclasses.field(default=0, metadata=added_later(lo=0, hi=256))
+    local_levels: int = dataclasses.field(default=3, metadata=added_later(lo=1, hi=4))
 
     def validate(self) -> None:
         super().validate()
@@ -352,6 +355,13 @@ class DSNeRV(nn.Module):
             blocks.append(NeRVBlock(in_ch, out_ch, stride, c.kernel, c.activation))
             in_ch = out_ch
         self.blocks = nn.Sequential(*blocks)
+        self.encodings = nn.ModuleList(
+            HierarchicalEncoding(
+                c.frame_count, stride, out_ch, max(1, c.local_dim >> i), c.local_levels
+            )
+            for i, (out_ch, stride) in enumerate(zip(c.channels, c.strides, strict=True))
+            if c.local_dim > 0
+        )
         self.head = OutputHead(in_ch)
 
     def codes(self, t: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -377,7 +387,13 @@ class DSNeRV(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         """``t``: (N,) frame positions in frame units (may be fractional) → (N, 3, H, W)."""
-        x = self.head(self.blocks(self.fused(t)))
+        x = self.fused(t)
+        if self.encodings:
+            for block, encoding in zip(self.blocks, self.encodings, strict=True):
+                x = encoding(block(x), t)
+        else:
+            x = self.blocks(x)
+        x = self.head(x)
         return x[:, :, : self.config.height, : self.config.width]
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
@@ -404,4 +420,32 @@ register_model(
     DSNeRVConfig,
     _ablation("dynamic"),
     "DS-NeRV ablation: dynamic codes only (no static codes, no fusion)",
+)(DSNeRV)
+
+
+def dsnerv_he_sizing(height: int, width: int, frame_count: int, knob: int) -> DSNeRVConfig:
+    """DS-NeRV of fusion width ``knob`` plus hierarchical encodings at HiNeRV's share of the
+    decoder's parameters (``LOCAL_GRID_SHARE``; at least one channel per stage)."""
+    from nvcodec.models.budget import count_parameters
+    from nvcodec.models.hinerv import LOCAL_GRID_SHARE
+
+    base = dsnerv_sizing(height, width, frame_count, knob)
+    codes = base.static_count * base.static_dim * base.static_h * base.static_w
+    codes += base.dynamic_count * base.dynamic_dim * base.dynamic_h * base.dynamic_w
+    decoder = count_parameters(base) - codes
+    levels = base.local_levels
+    per_channel = sum(
+        (max(1, frame_count // 2**j) * s * s + out_ch) * 2**j * 0.5**i
+        for i, (s, out_ch) in enumerate(zip(base.strides, base.channels, strict=True))
+        for j in range(levels)
+    )
+    local_dim = max(1, min(256, round(LOCAL_GRID_SHARE * decoder / per_channel)))
+    return dataclasses.replace(base, local_dim=local_dim)
+
+
+register_model(
+    "ds-nerv-he",
+    DSNeRVConfig,
+    dsnerv_he_sizing,
+    "DS-NeRV + HiNeRV's hierarchical encodings after every decoder block",
 )(DSNeRV)

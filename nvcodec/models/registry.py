@@ -58,7 +58,7 @@ def register_model(
 
 def _ensure_loaded() -> None:
     # Importing the variants registers them; done lazily so importing the registry is cheap.
-    from nvcodec.models import dnerv, dsnerv, hnerv, nerv, nervpp  # noqa: F401
+    from nvcodec.models import dnerv, dsnerv, hinerv, hnerv, nerv, nervpp  # noqa: F401
 
 
 def model_ids() -> list[str]:

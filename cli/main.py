@@ -104,6 +104,13 @@ def main() -> None:
     "fine-tune's when nothing is pruned].",
 )
 @click.option("--batch-size", default=1, show_default=True, type=int, help="Frames per step.")
+@click.option(
+    "--patch",
+    default=None,
+    type=int,
+    help="Train on patches of about this many pixels a side (hinerv): memory per step is a "
+    "patch's, and every epoch visits every patch of every frame [whole frames].",
+)
 @click.option("--lr", default=None, type=float, help="Peak learning rate [model's recipe].")
 @click.option(
     "--optimizer",
@@ -162,6 +169,7 @@ def encode(
     lam: str | None,
     rd_epochs: int | None,
     batch_size: int,
+    patch: int | None,
     lr: float | None,
     optimizer: str | None,
     bits: int | None,
@@ -189,6 +197,7 @@ def encode(
         size=parse_size(size if size is not None else "0.3M"),
         epochs=epochs,
         batch_size=batch_size,
+        patch=patch,
         optimizer=optimizer,
         lr=lr,
         bits=bits,

@@ -57,7 +57,7 @@ from nvcodec.models import (
     solve_config,
     training_defaults,
 )
-from nvcodec.models.config import ModelConfig
+from nvcodec.models.config import MAX_SIDE, ModelConfig
 from nvcodec.pipeline import (
     BITS_PER_PARAM,
     DEFAULT_BITS,
@@ -95,6 +95,7 @@ class EncodeOptions:
     size: int = 300_000  # parameter budget for the whole stored model (ignored with target_bpp)
     epochs: int | None = None  # None: the preset's
     batch_size: int = 1
+    patch: int | None = None  # train on patches of about this many pixels a side (HiNeRV)
     optimizer: str | None = None  # None: the model's own recipe (DS-NeRV: Adan; NeRV: Adam)
     lr: float | None = None
     warmup: float | None = None
@@ -199,6 +200,14 @@ class EncodeOptions:
             raise ConfigError(f"target bpp must be in (0, 64], got {self.target_bpp}")
         if not 1 <= self.batch_size <= 4096:
             raise ConfigError(f"batch size must be in [1, 4096], got {self.batch_size}")
+        if self.patch is not None:
+            if not 1 <= self.patch <= MAX_SIDE:
+                raise ConfigError(f"patch size must be in [1, {MAX_SIDE}] pixels, got {self.patch}")
+            if not hasattr(get_spec(self.model).module, "forward_patch"):
+                raise ConfigError(
+                    f"--patch: {self.model} computes each frame as a whole (its stored inputs or "
+                    f"attention span the frame), so it cannot train on patches; hinerv can"
+                )
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer {self.optimizer!r}: expected one of {OPTIMIZERS}")
         if self.lr is not None and not 0 < self.lr < 1:
@@ -265,6 +274,7 @@ class EncodeOptions:
         return TrainConfig(
             epochs=self.resolved_epochs,
             batch_size=self.batch_size,
+            patch=self.patch or 0,
             optimizer=optimizer,
             lr=self.lr if self.lr is not None else recipe.get("lr", 1e-3),
             warmup=self.warmup if self.warmup is not None else recipe.get("warmup", 0.2),
@@ -667,6 +677,7 @@ def _encoder_meta(opts: EncodeOptions, train_cfg: TrainConfig, frame_count: int)
         "version": __version__,
         "epochs": train_cfg.epochs,
         "batch_size": opts.batch_size,
+        **({"patch": opts.patch} if opts.patch else {}),
         "optimizer": train_cfg.optimizer,
         "lr": train_cfg.lr,
         "seed": opts.seed,

@@ -139,6 +139,16 @@ class _Grouped(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         return self.model(t)
 
+    # patch training (see nvcodec.training.loop) goes through to the model
+    def patch_cells(self, pixels: int) -> list[tuple[int, int, int, int]]:
+        return self.model.patch_cells(pixels)
+
+    def patch_slices(self, cells: tuple[int, int, int, int]) -> tuple[slice, slice]:
+        return self.model.patch_slices(cells)
+
+    def forward_patch(self, t: torch.Tensor, cells: tuple[int, int, int, int]) -> torch.Tensor:
+        return self.model.forward_patch(t, cells)
+
     def parameter_groups(self, lr: float) -> list[dict]:
         out = []
         for scale, params in self._groups:

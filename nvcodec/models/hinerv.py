@@ -325,16 +325,35 @@ class HiNeRV(nn.Module):
         """``t``: (N,) frame positions in frame units (may be fractional) → (N, 3, H, W)."""
         return self.render(t)[:, :, : self.config.height, : self.config.width]
 
+    def patch_cells(self, pixels: int) -> list[tuple[int, int, int, int]]:
+        """Tiles of about ``pixels`` × ``pixels`` (whole base cells, at least one) covering the
+        frame, as (r0, r1, c0, c1) base-cell ranges; the last row/column of tiles may be smaller."""
+        c = self.config
+        side = max(1, -(-pixels // c.scale))
+        return [
+            (r, min(r + side, c.base_h), q, min(q + side, c.base_w))
+            for r in range(0, c.base_h, side)
+            for q in range(0, c.base_w, side)
+            if r * c.scale < c.height and q * c.scale < c.width
+        ]
+
+    def patch_slices(self, cells: tuple[int, int, int, int]) -> tuple[slice, slice]:
+        """The frame's pixel rows and columns of base cells ``cells`` (cropped to the frame)."""
+        c = self.config
+        r0, r1, c0, c1 = cells
+        s = c.scale
+        return slice(r0 * s, min(r1 * s, c.height)), slice(c0 * s, min(c1 * s, c.width))
+
     def forward_patch(self, t: torch.Tensor, cells: tuple[int, int, int, int]) -> torch.Tensor:
-        """The pixels of base cells ``cells`` = (r0, r1, c0, c1) of frames ``t``, cropped to the
-        frame: equal to ``forward(t)[..., r0·Πs:r1·Πs, c0·Πs:c1·Πs]`` (see the module docstring)."""
+        """The pixels :meth:`patch_slices` of frames ``t``, equal to ``forward(t)`` there (see
+        the module docstring): rendered from a window with a halo of context, then cropped."""
         c = self.config
         r0, r1, c0, c1 = cells
         halo = c.halo()
         w0, w1 = max(0, r0 - halo), min(c.base_h, r1 + halo)
         v0, v1 = max(0, c0 - halo), min(c.base_w, c1 + halo)
         out = self.render(t, (w0, w1, v0, v1))
+        rows, cols = self.patch_slices(cells)
         s = c.scale
-        rows = slice((r0 - w0) * s, (r0 - w0) * s + min(r1 * s, c.height) - r0 * s)
-        cols = slice((c0 - v0) * s, (c0 - v0) * s + min(c1 * s, c.width) - c0 * s)
-        return out[:, :, rows, cols]
+        dy, dx = w0 * s, v0 * s
+        return out[:, :, rows.start - dy : rows.stop - dy, cols.start - dx : cols.stop - dx]

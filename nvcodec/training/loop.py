@@ -22,6 +22,13 @@ without ``make_training_encoder`` trains as ``model(positions)`` against the fra
   model's stored parameters (its embedding tables), so that ``model(t)`` afterwards — and the
   decoder, which only has the stored parameters — reproduces what training optimised.
 
+**Patches.** With ``TrainConfig.patch`` (pixels per side) each epoch visits every patch of every
+frame: a model that can compute its output per patch (HiNeRV) provides ``patch_cells(pixels)``
+(the tiling of its grid), ``patch_slices(cells)`` (the frame pixels of one tile) and
+``forward_patch(t, cells)`` (those pixels, equal to the whole-frame output's). Memory per step is
+then a patch's (with its context), not a frame's: a 1080p clip trains on a small GPU or in a
+CPU's cache. Patches are visited in a seeded random order, each with all frames in batches.
+
 **Checkpoints** (:mod:`nvcodec.training.checkpoint`). ``checkpoint(epoch, epochs, capture)`` is
 called after every epoch; it decides whether to save and only then calls ``capture()``, which
 copies the whole training state to the CPU (the only extra host sync). ``resume`` puts a freshly
@@ -44,7 +51,15 @@ from nvcodec.training.adan import Adan
 from nvcodec.training.checkpoint import TrainState, capture_train_state, restore_train_state
 from nvcodec.training.schedule import cosine_with_warmup
 
-__all__ = ["EpochStats", "TrainConfig", "TrainResult", "train", "train_epoch", "train_step"]
+__all__ = [
+    "EpochStats",
+    "TrainConfig",
+    "TrainResult",
+    "steps_per_epoch",
+    "train",
+    "train_epoch",
+    "train_step",
+]
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU where it does not help
+    patch: int = 0  # train on patches of about this many pixels per side (0: whole frames)
 
 
 @dataclass(frozen=True)
@@ -94,16 +110,20 @@ def train_step(
     encoder: nn.Module | None = None,
     all_frames: torch.Tensor | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
+    cells: tuple[int, int, int, int] | None = None,
 ) -> torch.Tensor:
     """One optimiser step on a batch; returns the (detached, on-device) summed squared error.
 
     With a training ``encoder`` the output is ``model.training_forward(encoder, positions,
-    targets, all_frames)`` (see the module docstring), else ``model(positions)``. ``penalty()``
-    (e.g. the rate term of RD training) is added to the loss; the returned error excludes it.
+    targets, all_frames)`` (see the module docstring), with ``cells`` the patch
+    ``model.forward_patch(positions, cells)``, else ``model(positions)``. ``penalty()`` (e.g.
+    the rate term of RD training) is added to the loss; the returned error excludes it.
     """
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(targets.device.type, dtype=torch.bfloat16, enabled=autocast):
-        if encoder is None:
+        if cells is not None:
+            output = model.forward_patch(positions, cells)
+        elif encoder is None:
             output = model(positions)
         else:
             output = model.training_forward(encoder, positions, targets, all_frames)
@@ -124,19 +144,35 @@ def train_epoch(
     autocast: bool,
     encoder: nn.Module | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
+    patch: int = 0,
 ) -> torch.Tensor:
-    """One pass over the frames in a seeded random order; returns the mean MSE (on device)."""
+    """One pass over the frames (and, with ``patch``, over every patch of each) in a seeded
+    random order; returns the mean MSE per pixel (on device)."""
     count = frames.shape[0]
     order = torch.randperm(count, generator=generator).to(frames.device)
+    tiles: list[tuple[int, int, int, int] | None] = [None]
+    if patch:
+        cells = model.patch_cells(patch)
+        tiles = [cells[i] for i in torch.randperm(len(cells), generator=generator).tolist()]
+    pixels = frames.shape[-2] * frames.shape[-1]
     total = torch.zeros((), device=frames.device)
-    for start in range(0, count, batch_size):
-        index = order[start : start + batch_size]
-        batch = frames[index]
-        total += train_step(
-            model, optimizer, index.float(), batch, autocast, encoder, frames, penalty
-        )
-        scheduler.step()
+    for tile in tiles:
+        rows, cols = model.patch_slices(tile) if tile is not None else (slice(None),) * 2
+        for start in range(0, count, batch_size):
+            index = order[start : start + batch_size]
+            batch = frames[index][:, :, rows, cols]
+            error = train_step(
+                model, optimizer, index.float(), batch, autocast, encoder, frames, penalty, tile
+            )
+            total += error * (batch.shape[-2] * batch.shape[-1] / pixels)
+            scheduler.step()
     return total / count
+
+
+def steps_per_epoch(model: nn.Module, frame_count: int, config: TrainConfig) -> int:
+    """Optimiser steps in one epoch: frame batches, times the patches of a frame."""
+    tiles = len(model.patch_cells(config.patch)) if config.patch else 1
+    return tiles * math.ceil(frame_count / config.batch_size)
 
 
 OPTIMIZERS = ("adam", "adan")
@@ -201,7 +237,7 @@ def train(
     make_encoder = getattr(model, "make_training_encoder", None)
     encoder = make_encoder().to(frames.device) if make_encoder is not None else None
     optimizer = make_optimizer(model, config, encoder, extra_groups)
-    total_steps = config.epochs * math.ceil(frames.shape[0] / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch(model, frames.shape[0], config)
     scheduler = _schedule(optimizer, total_steps, config.warmup)
     autocast = config.amp and frames.device.type == "cuda"
     model.train()
@@ -226,6 +262,7 @@ def train(
             autocast,
             encoder,
             penalty,
+            config.patch,
         )
         if checkpoint is not None:
             checkpoint(

@@ -187,3 +187,49 @@ def test_file_round_trip_and_interpolation(tmp_path, chaplin, model) -> None:
     doubled, _ = read_video(out)
     assert doubled.count == 8
     assert np.array_equal(doubled.y[::2][:3], frames.y[:3])  # stored frames are unchanged
+
+
+def test_patch_tiles_cover_the_frame_once() -> None:
+    model = build_model(_tiny(height=370, width=300))  # 24×24 cells of 16 px, cropped
+    seen = torch.zeros(370, 300, dtype=torch.int64)
+    for cells in model.patch_cells(80):  # 5 cells a side, smaller tiles at the edges
+        rows, cols = model.patch_slices(cells)
+        seen[rows, cols] += 1
+    assert bool((seen == 1).all())
+    # rows: 5 tiles (the last one 50 px); columns: 4 (cells 20–23 lie wholly outside the frame)
+    assert len(model.patch_cells(80)) == 5 * 4
+    assert model.patch_cells(10_000) == [(0, 24, 0, 24)]
+
+
+def test_patch_epoch_reports_the_whole_frame_error() -> None:
+    from nvcodec.training.loop import TrainConfig, steps_per_epoch, train_epoch
+
+    model = _random_model(_tiny(height=100, width=90, base_h=7, base_w=6, frame_count=3))
+    frames = torch.rand(3, 3, 100, 90)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    # 7×6 cells of 16 px, 2-cell tiles: 4 × 3 tiles; 3 frames in batches of 2: 2 steps each
+    assert steps_per_epoch(model, 3, TrainConfig(patch=32, batch_size=2)) == 12 * 2
+    mse = train_epoch(
+        model, optimizer, scheduler, frames, 2, torch.Generator().manual_seed(0), False, patch=32
+    )
+    with torch.no_grad():
+        expected = torch.nn.functional.mse_loss(model(torch.arange(3.0)), frames)
+    torch.testing.assert_close(mse, expected, rtol=1e-5, atol=0)
+
+
+def test_patch_option_is_checked_before_training(tmp_path, chaplin) -> None:
+    with pytest.raises(ConfigError, match="cannot train on patches"):
+        EncodeOptions(model="ds-nerv", patch=64).validate()
+    with pytest.raises(ConfigError, match="patch size"):
+        EncodeOptions(model="hinerv", patch=0).validate()
+
+
+def test_encode_on_patches_writes_a_file_that_decodes(tmp_path, chaplin) -> None:
+    path = tmp_path / "p.nvc"
+    options = EncodeOptions(
+        model="hinerv", size=20_000, epochs=2, frames=(0, 3), rd_epochs=1, patch=24
+    )
+    report = encode(chaplin, path, options)
+    assert report.metrics.psnr_rgb > 8.0
+    assert decode_frames(path, device="cpu").count == 3

@@ -31,7 +31,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CHAPLIN = ROOT / "tests" / "data" / "clips" / "chaplin_96x72_16f.mkv"
 GOLDEN = ROOT / "tests" / "data" / "golden" / "golden_v1.nvc"
 #: (model id, parameter budget): about the smallest each model allows at 96x72.
-SEED_MODELS = (("nerv", 8_000), ("ds-nerv", 4_000), ("nerv++", 14_000), ("hnerv", 6_000))
+SEED_MODELS = (
+    ("nerv", 8_000),
+    ("ds-nerv", 4_000),
+    ("nerv++", 14_000),
+    ("hnerv", 6_000),
+    ("hinerv", 6_000),
+)
 
 
 def make_seed_files(folder: Path) -> dict[str, bytes]:

@@ -92,10 +92,13 @@ class ModelConfig:
         return 3 * self.height * self.width
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
+        """JSON-ready dict (tuples become lists). A field added later is left out while it holds
+        its default, which means what files without it meant: such files stay readable by the
+        readers that came before the field (e.g. a plain ``ds-nerv`` file without ``local_dim``)."""
         return {
             f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
             for f in dataclasses.fields(self)
+            if not (f.metadata.get("optional") and getattr(self, f.name) == f.default)
         }
 
     @classmethod

@@ -54,7 +54,7 @@ def baseline_rss(seeds: dict[str, bytes], tmp_path_factory: pytest.TempPathFacto
 
 
 def test_seed_files_cover_every_model_family(seeds: dict[str, bytes], baseline_rss: float):
-    assert set(seeds) == {"golden", "nerv", "ds-nerv", "nerv++", "hnerv"}
+    assert set(seeds) == {"golden", "nerv", "ds-nerv", "nerv++", "hnerv", "hinerv"}
     assert all(1_000 < len(data) < 20_000 for data in seeds.values())
 
 

@@ -233,3 +233,11 @@ def test_encode_on_patches_writes_a_file_that_decodes(tmp_path, chaplin) -> None
     report = encode(chaplin, path, options)
     assert report.metrics.psnr_rgb > 8.0
     assert decode_frames(path, device="cpu").count == 3
+
+
+def test_fields_added_later_are_written_only_when_they_matter() -> None:
+    plain = dsnerv_sizing(80, 160, 8, 16)
+    assert not {"codes", "local_dim", "local_levels"} & set(plain.to_dict())
+    he = dataclasses.replace(plain, local_dim=2)
+    assert he.to_dict()["local_dim"] == 2
+    assert config_from_dict("ds-nerv", he.to_dict()) == he

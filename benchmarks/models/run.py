@@ -23,27 +23,39 @@ from typing import Any
 from benchmarks.clips import prepare_clip
 
 
-def run_point(source: Path, model: str, size: int, args: argparse.Namespace, work: Path) -> dict:
+def run_point(
+    source: Path,
+    model: str,
+    size: int | None,
+    args: argparse.Namespace,
+    work: Path,
+    bpp: float | None = None,
+) -> dict:
+    """One real encode at a parameter budget ``size`` or, with ``bpp``, at a file-size target
+    (rate control lands every model on the same bytes: equal-bytes comparisons)."""
     from nvcodec import EncodeOptions, encode
+    from nvcodec.fileformat import read_nvc
     from nvcodec.io import read_video
-    from nvcodec.models import count_parameters, solve_config
+    from nvcodec.models import count_parameters
 
     options = EncodeOptions(
         model=model,
-        size=size,
+        size=size or 300_000,
+        target_bpp=bpp,
         epochs=args.epochs,
         seed=args.seed,
         device=args.device,
         batch_size=args.batch_size,
         overwrite=True,
     )
-    nvc = work / f"{model}-{size}.nvc"
+    nvc = work / f"{model}-{size}-{bpp}.nvc"
     report = encode(source, nvc, options)
     _, info = read_video(source)
-    config = solve_config(model, info.height, info.width, info.frame_count, size)
+    config = read_nvc(nvc).config
     row: dict[str, Any] = {
         "model": model,
         "budget": size,
+        "target_bpp": bpp,
         "parameters": count_parameters(config),
         "bytes": report.bytes,
         "bpp": report.bpp,
@@ -83,16 +95,17 @@ def markdown(rows: list[dict], meta: dict) -> str:
         f"Reproduce: `{meta['command']}`",
         "",
         "| budget | model | params | MACs/px | bytes | bpp | PSNR-RGB | PSNR-YUV 6:1:1 | MS-SSIM "
-        "| train s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| train s | decode fps |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(rows, key=lambda r: (r["budget"], r["model"])):
+    for r in sorted(rows, key=lambda r: (r["budget"] or 0, r.get("target_bpp") or 0, r["model"])):
+        budget = f"{r['budget'] / 1e6:g}M" if r["budget"] else f"{r['target_bpp']:g} bpp"
         macs = f"{r['macs_per_pixel']:,.0f}" if r.get("macs_per_pixel") else "–"
         ms = f"{r['ms_ssim']:.4f}" if r["ms_ssim"] is not None else "–"
         lines.append(
-            f"| {r['budget'] / 1e6:g}M | {r['model']} | {r['parameters']:,} | {macs} "
+            f"| {budget} | {r['model']} | {r['parameters']:,} | {macs} "
             f"| {r['bytes']:,} | {r['bpp']:.4f} | {r['psnr_rgb']:.2f} | {r['psnr_yuv']:.2f} "
-            f"| {ms} | {r['train_s']:.0f} |"
+            f"| {ms} | {r['train_s']:.0f} | {r.get('decode_fps', 0):.0f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -105,6 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("clip", type=Path)
     p.add_argument("--models", default="nerv,ds-nerv,ds-nerv-static,ds-nerv-dynamic")
     p.add_argument("--sizes", default="0.1M,0.2M")
+    p.add_argument(
+        "--bpp", default=None, help="comma-separated file-size targets instead of --sizes"
+    )
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--scale", type=int, default=4, help="downscale factor (2×2 means)")
     p.add_argument("--frames", default=None, help="A:B of the source clip")
@@ -122,28 +138,33 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    points: list[tuple[int | None, float | None]] = (
+        [(None, float(b)) for b in args.bpp.split(",")]
+        if args.bpp
+        else [(parse_size(s), None) for s in args.sizes.split(",")]
+    )
     frames = parse_frame_range(args.frames) if args.frames else None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         source, _, info = prepare_clip(args.clip, args.scale, frames, work / "source.y4m")
-        for size in sizes:
+        for size, bpp in points:
             for model in models:
+                point = size if size is not None else f"bpp{bpp:g}"
                 cache = (
-                    args.out / f"{args.clip.stem}-s{args.scale}-{model}-{size}-e{args.epochs}.json"
+                    args.out / f"{args.clip.stem}-s{args.scale}-{model}-{point}-e{args.epochs}.json"
                 )
                 if cache.exists() and not args.force:
                     rows.append(json.loads(cache.read_text()))
                     print(f"cached {cache.name}", file=sys.stderr)
                     continue
                 t0 = time.perf_counter()
-                row = run_point(source, model, size, args, work)
+                row = run_point(source, model, size, args, work, bpp)
                 row["wall_s"] = time.perf_counter() - t0
                 cache.write_text(json.dumps(row, indent=1))
                 rows.append(row)
                 print(
-                    f"{model:16s} {size:>9,} {row['bpp']:.4f} bpp {row['psnr_rgb']:.2f} dB RGB "
+                    f"{model:16s} {point!s:>9} {row['bpp']:.4f} bpp {row['psnr_rgb']:.2f} dB RGB "
                     f"({row['wall_s']:.0f} s)",
                     file=sys.stderr,
                 )
@@ -165,5 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     # run in parallel) build one table together.
     pattern = f"{args.clip.stem}-s{args.scale}-*-e{args.epochs}.json"
     rows = [json.loads(p.read_text()) for p in sorted(args.out.glob(pattern))]
-    (args.out / "results.md").write_text(markdown(rows, meta))
-    print((args.out / "results.md").read_text())
+    # one clip per folder: results.md; a folder shared by several clips: one report per clip
+    clips = {q.name.split("-s")[0] for q in args.out.glob("*.json")}
+    report = args.out / ("results.md" if len(clips) <= 1 else f"results_{args.clip.stem}.md")
+    report.write_text(markdown(rows, meta))
+    print(report.read_text())

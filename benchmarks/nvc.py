@@ -83,7 +83,7 @@ class NvcCodec(Codec):
             "epochs": opts.epochs,
             "batch_size": opts.batch_size,
             # JSON-normal form (tuples → lists) so cached keys compare equal after a reload
-            "recipe": json.loads(json.dumps(dataclasses.asdict(opts.train_config()))),
+            "recipe": _recipe(opts),
             "seed": opts.seed,
             # the compression pipeline as the encoder resolves it, so a change of defaults
             # (e.g. the bit depth) invalidates cached points
@@ -195,3 +195,13 @@ def nvc_codec(name: str, *, lam: float | str | None = None, **kwargs: Any) -> Nv
             raise BenchmarkError(f"{name}: RD training needs --lambda")
         return NvcCodec(model[: -len(RD_SUFFIX)], lam=lam, **kwargs)
     return NvcCodec(model, **kwargs)
+
+
+def _recipe(opts: EncodeOptions) -> dict[str, Any]:
+    """The training recipe in JSON-normal form (tuples → lists, so cached keys compare equal
+    after a reload). Fields added to the recipe later are left out at their neutral value, so
+    that points cached before them keep their keys (whole-frame training: no ``patch``)."""
+    recipe = json.loads(json.dumps(dataclasses.asdict(opts.train_config())))
+    if recipe.get("patch") == 0:
+        del recipe["patch"]
+    return recipe

@@ -40,3 +40,10 @@ def test_table_holds_budget_and_file_size_points() -> None:
     assert body[0].startswith("| 0.3 bpp | ds-nerv | 95,000 | 2,378 |")
     assert body[0].endswith("| 600 | 41 |")
     assert body[1].startswith("| 0.1M | hinerv |")
+
+
+def test_cached_point_keys_do_not_change_with_neutral_new_options() -> None:
+    from benchmarks.nvc import NvcCodec
+
+    settings = NvcCodec("ds-nerv", epochs=2, lam="auto").settings(50_000)
+    assert "patch" not in settings["recipe"]  # whole-frame training keys as before --patch

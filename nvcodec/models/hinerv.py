@@ -39,8 +39,9 @@ a stem wider than the grids), with
 bilinear up-sampling, per-pixel norms and MLPs, and position-indexed encodings — so a patch of
 the output depends only on a window of base cells around it. The patch is rendered from that
 window (a halo of :meth:`HiNeRVConfig.halo` cells, cut at the frame's edges, where padding is
-then the same as for the whole frame) and cropped: equal to the whole-frame decode up to float
-rounding, at a fraction of the memory. Training on patches (``--patch``) uses it.
+then the same as for the whole frame), every stage's output cut to the context the later stages
+still need (as the reference pads per stage), and cropped: equal to the whole-frame decode up to
+float rounding, at a fraction of the memory. Training on patches (``--patch``) uses it.
 
 **Differences from the reference, and why.** nvcodec trains every model on MSE (it reports
 PSNR), not 0.7·L1 + 0.3·MS-SSIM; otherwise the reference's recipe is the default (Adam, 10 %
@@ -143,16 +144,21 @@ class HiNeRVConfig(ModelConfig):
         """Channels of the finest local-grid level at each stage (halved per stage, ≥ 1)."""
         return [max(1, self.local_dim >> i) for i in range(len(self.strides))]
 
+    def reaches(self) -> list[int]:
+        """Context (pixels at that resolution) that the rest of the network needs around a
+        region, after the stem and after each stage: the stage's blocks reach ``depth·(k−1)/2``
+        pixels at its resolution, its bilinear up-sampling one source pixel more."""
+        reach, out = 0, [0]
+        stages = zip(self.strides, self.depths, self.kernels, strict=True)
+        for s, depth, k in reversed(list(stages)):
+            reach = -(-(reach + depth * (k // 2)) // s) + 1
+            out.append(reach)
+        return out[::-1]
+
     def halo(self) -> int:
         """Base cells of context a patch needs on each side for its pixels to equal the whole
-        frame's: each stage's blocks reach ``depth·(k−1)/2`` pixels at its resolution, its
-        bilinear up-sampling one source pixel more; the stem ``(k−1)/2`` base cells."""
-        reach = 0
-        for s, depth, k in reversed(
-            list(zip(self.strides, self.depths, self.kernels, strict=False))
-        ):
-            reach = -(-(reach + depth * (k // 2)) // s) + 1
-        return reach + self.stem_kernel // 2
+        frame's (the stem reaches ``(k−1)/2`` more base cells)."""
+        return self.reaches()[0] + self.stem_kernel // 2
 
     def activation_elements(self) -> int:
         h, w = self.base_h, self.base_w
@@ -305,21 +311,52 @@ class HiNeRV(nn.Module):
         self.head = nn.Linear(c.channels[-1], 3)
 
     def render(
-        self, t: torch.Tensor, window: tuple[int, int, int, int] | None = None
+        self,
+        t: torch.Tensor,
+        window: tuple[int, int, int, int] | None = None,
+        keep: tuple[int, int, int, int] | None = None,
     ) -> torch.Tensor:
         """Frames ``t`` (N,) on the padded grid, or on the base-cell ``window`` (r0, r1, c0, c1)
-        of it → (N, 3, rows·Πs, cols·Πs)."""
+        of it → (N, 3, rows·Πs, cols·Πs). With ``keep`` (base cells inside the window) each
+        stage's output is cut to what the cells ``keep`` still need (:meth:`HiNeRVConfig.
+        reaches`), so the fine stages compute little more than the patch itself; the output
+        then covers ``keep`` plus the last stage's reach (none), clipped to the grid."""
         c = self.config
         r0, r1, c0, c1 = window or (0, c.base_h, 0, c.base_w)
         levels = [getattr(self, f"grid{i}")[:, :, r0:r1, c0:c1] for i in range(c.grid_levels)]
         x = self.stem(torch.cat([sample_time(g, t, c.frame_count) for g in levels], dim=1))
-        oy, ox = r0, c0
-        for s, encoding, blocks in zip(c.strides, self.encodings, self.stages, strict=True):
+        origin, scale = (r0, c0), 1
+        reaches = c.reaches()
+        if keep is not None:
+            x, origin = self._cut(x, origin, keep, scale, reaches[0])
+        stages = zip(c.strides, self.encodings, self.stages, strict=True)
+        for i, (s, encoding, blocks) in enumerate(stages):
             x = F.interpolate(_layer_norm(x), scale_factor=s, mode="bilinear", align_corners=False)
-            oy, ox = oy * s, ox * s
-            x = blocks(encoding(x, t, (oy, ox)))
+            origin, scale = (origin[0] * s, origin[1] * s), scale * s
+            x = blocks(encoding(x, t, origin))
+            if keep is not None:
+                x, origin = self._cut(x, origin, keep, scale, reaches[i + 1])
         x = torch.sigmoid(self.head(x.permute(0, 2, 3, 1)))
         return x.permute(0, 3, 1, 2)
+
+    def _cut(
+        self,
+        x: torch.Tensor,
+        origin: tuple[int, int],
+        keep: tuple[int, int, int, int],
+        scale: int,
+        reach: int,
+    ) -> tuple[torch.Tensor, tuple[int, int]]:
+        """``x`` (whose pixel (0, 0) is grid pixel ``origin`` at ``scale``) cut to the cells
+        ``keep`` plus ``reach`` pixels, within the grid; returns it and its new origin."""
+        c = self.config
+        r0, r1, c0, c1 = keep
+        top = max(origin[0], r0 * scale - reach)
+        left = max(origin[1], c0 * scale - reach)
+        bottom = min(origin[0] + x.shape[-2], r1 * scale + reach, c.base_h * scale)
+        right = min(origin[1] + x.shape[-1], c1 * scale + reach, c.base_w * scale)
+        x = x[:, :, top - origin[0] : bottom - origin[0], left - origin[1] : right - origin[1]]
+        return x, (top, left)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         """``t``: (N,) frame positions in frame units (may be fractional) → (N, 3, H, W)."""
@@ -346,14 +383,13 @@ class HiNeRV(nn.Module):
 
     def forward_patch(self, t: torch.Tensor, cells: tuple[int, int, int, int]) -> torch.Tensor:
         """The pixels :meth:`patch_slices` of frames ``t``, equal to ``forward(t)`` there (see
-        the module docstring): rendered from a window with a halo of context, then cropped."""
+        the module docstring): rendered from a window with a halo of context, each stage cut
+        to the context the later stages still need, then cropped to the frame."""
         c = self.config
         r0, r1, c0, c1 = cells
         halo = c.halo()
         w0, w1 = max(0, r0 - halo), min(c.base_h, r1 + halo)
         v0, v1 = max(0, c0 - halo), min(c.base_w, c1 + halo)
-        out = self.render(t, (w0, w1, v0, v1))
+        out = self.render(t, (w0, w1, v0, v1), keep=cells)
         rows, cols = self.patch_slices(cells)
-        s = c.scale
-        dy, dx = w0 * s, v0 * s
-        return out[:, :, rows.start - dy : rows.stop - dy, cols.start - dx : cols.stop - dx]
+        return out[:, :, : rows.stop - rows.start, : cols.stop - cols.start]

@@ -137,7 +137,7 @@ def main() -> None:
     show_default=True,
     help="auto (CUDA when present, else CPU), cpu or cuda[:N].",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (0 to 2⁶³−1).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option(
     "--checkpoint-dir",

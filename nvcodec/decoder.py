@@ -26,11 +26,11 @@ from nvcodec.errors import ConfigError
 from nvcodec.fileformat import NvcFile, naming_file, read_nvc
 from nvcodec.io import Yuv420Frames, check_output, open_writer, rgb_to_yuv420
 from nvcodec.models import build_model
+from nvcodec.models.budget import MAX_PARAMETERS
 from nvcodec.ranges import FrameRange, output_positions, parse_fps, resolve_range
 
 __all__ = ["DecodeReport", "LoadedModel", "decode", "decode_frames", "load_model", "render"]
 
-MAX_PARAMETERS = 200_000_000
 """Refuse files whose model would have more parameters (a constant-coded tensor costs 0 bytes)."""
 MAX_ACTIVATION = 1 << 31
 """Refuse configs whose largest per-frame activation has more elements (8 GiB in float32)."""

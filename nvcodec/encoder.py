@@ -57,6 +57,7 @@ from nvcodec.models import (
     solve_config,
     training_defaults,
 )
+from nvcodec.models.budget import MAX_PARAMETERS
 from nvcodec.models.config import MAX_SIDE, ModelConfig
 from nvcodec.pipeline import (
     BITS_PER_PARAM,
@@ -85,6 +86,10 @@ AUTO = "auto"  # --lambda auto: λ = κ·D/R of the trained model (nvcodec.pipel
 DEFAULT_PRUNE_RATIO = 0.2  # the QAT pipeline's (benchmarks/compression)
 MIN_RD_TENSOR_BYTES = 256  # below this --bpp with --lambda is refused before training
 MAX_LAMBDA = 100.0  # λ in MSE per bpp: 100 would trade 1 bpp for an MSE of 100 (far past useful)
+
+
+MAX_SEED = 2**63 - 1
+"""Largest ``--seed`` (torch's generators take 64-bit seeds)."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,18 @@ class EncodeOptions:
             raise ConfigError(f"target bpp must be in (0, 64], got {self.target_bpp}")
         if not 1 <= self.batch_size <= 4096:
             raise ConfigError(f"batch size must be in [1, 4096], got {self.batch_size}")
+        if not 1_000 <= self.size <= MAX_PARAMETERS:
+            raise ConfigError(
+                f"size must be in [1000, {MAX_PARAMETERS:,}] parameters (the largest model the "
+                f"decoder rebuilds), got {self.size:,}"
+            )
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
+        if self.target_bpp is not None and self.bits is not None and self.bits < RATE_DEPTHS[-1]:
+            raise ConfigError(
+                f"--bpp chooses among {RATE_DEPTHS[0]}..{RATE_DEPTHS[-1]}-bit weights; "
+                f"--bits {self.bits} leaves it none (give --bits {RATE_DEPTHS[-1]} or more)"
+            )
         if self.patch is not None:
             if not 1 <= self.patch <= MAX_SIDE:
                 raise ConfigError(f"patch size must be in [1, {MAX_SIDE}] pixels, got {self.patch}")

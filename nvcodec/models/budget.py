@@ -11,9 +11,11 @@ from nvcodec.errors import ConfigError
 from nvcodec.models.config import ModelConfig
 from nvcodec.models.registry import build_model, get_spec
 
-__all__ = ["count_parameters", "parse_size", "solve_config"]
+__all__ = ["MAX_PARAMETERS", "count_parameters", "parse_size", "solve_config"]
 
 MAX_KNOB = 4096
+MAX_PARAMETERS = 200_000_000
+"""The largest model a decoder rebuilds; the encoder refuses budgets above it before building."""
 
 
 def count_parameters(config: ModelConfig) -> int:
@@ -30,8 +32,11 @@ def parse_size(text: str) -> int:
         value = float(s[:-1] if mult != 1 else s) * mult
     except ValueError:
         raise ConfigError(f"size {text!r}: expected a number like 0.3M or 350k") from None
-    if not 1_000 <= value <= 500_000_000:
-        raise ConfigError(f"size {text!r}: must be between 1k and 500M parameters")
+    if not 1_000 <= value <= MAX_PARAMETERS:
+        raise ConfigError(
+            f"size {text!r}: must be between 1k and {MAX_PARAMETERS // 1_000_000}M parameters "
+            f"(the largest model the decoder rebuilds)"
+        )
     return round(value)
 
 

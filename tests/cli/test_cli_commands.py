@@ -215,6 +215,10 @@ def test_encode_refuses_to_overwrite_without_y(tmp_path, chaplin):
         (["--model", "nope"], "unknown model"),
         (["--device", "tpu"], "device"),
         (["--frames", "10:99"], "16 frames"),
+        (["--size", "500M"], "largest model the decoder rebuilds"),
+        (["--seed", str(2**70)], "seed"),
+        (["--bpp", "0.5", "--bits", "3"], "--bits 3 leaves it none"),
+        (["--patch", "64"], "cannot train on patches"),
     ],
 )
 def test_encode_bad_options(tmp_path, chaplin, args, needle):

@@ -71,7 +71,10 @@ def load_model(path: str | os.PathLike[str], device: str = "auto") -> LoadedMode
         shapes = [tuple(p.shape) for _, p in named]
         tensors = decode_tensors(nvc.tensor_table, nvc.tensor_data, shapes)
     target = resolve_device(device)
-    model = build_model(nvc.config, device="cpu")
+    # The constructor draws initial weights that the file's replace; drawing them from a forked
+    # generator leaves the caller's random state as it was (decoding must not change it).
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(nvc.config, device="cpu")
     with torch.no_grad():
         for (_, param), value in zip(model.named_parameters(), tensors, strict=True):
             param.copy_(value)

@@ -39,6 +39,17 @@ def test_decoding_twice_is_bit_identical(small_encode):
     assert np.array_equal(a.v, b.v)
 
 
+def test_decoding_leaves_the_callers_random_state_alone(small_encode):
+    import torch
+
+    path, _ = small_encode
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    decode_frames(path, device="cpu")
+    assert torch.equal(torch.rand(4), expected)
+
+
 def test_frame_range_decodes_on_its_own(small_encode):
     path, _ = small_encode
     full = decode_frames(path, device="cpu")

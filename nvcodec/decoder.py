@@ -94,7 +94,14 @@ def render(loaded: LoadedModel, positions: Sequence[float]) -> Iterator[Yuv420Fr
     with torch.inference_mode():
         for start in range(0, len(positions), batch):
             t = torch.tensor(positions[start : start + batch], dtype=torch.float32)
-            rgb = loaded.model(t.to(loaded.device)).clamp_(0.0, 1.0)
+            rgb = loaded.model(t.to(loaded.device))
+            if not bool(torch.isfinite(rgb).all()):
+                # clamp would turn NaN into 0: refuse instead of writing garbage as success
+                raise MalformedFileError(
+                    f"{loaded.name}: the model produces non-finite values (frame positions "
+                    f"{positions[start]:g}..{positions[min(start + batch, len(positions)) - 1]:g})"
+                )
+            rgb = rgb.clamp_(0.0, 1.0)
             rgb_np = rgb.permute(0, 2, 3, 1).to("cpu", torch.float32).numpy()
             y, u, v = rgb_to_yuv420(rgb_np, colour)
             yield Yuv420Frames(y=y, u=u, v=v)

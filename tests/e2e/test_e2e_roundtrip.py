@@ -137,3 +137,18 @@ def test_files_declare_the_oldest_reader_that_can_decode_them(tmp_path):
     assert encoded.reader_version == ((1, 1) if "gaussian" in kinds else (1, 0))
     golden = bitstream.read_file(Path(__file__).parent.parent / "data" / "golden" / "golden_v1.nvc")
     assert golden.reader_version == (1, 0)
+
+
+def test_non_finite_model_output_is_refused_not_written_as_zeros(small_encode):
+    import pytest
+    import torch
+
+    from bitstream import MalformedFileError
+    from nvcodec.decoder import load_model, render
+
+    path, _ = small_encode
+    loaded = load_model(path, device="cpu")
+    with torch.no_grad():
+        next(loaded.model.parameters()).fill_(float("inf"))
+    with pytest.raises(MalformedFileError, match="non-finite"):
+        list(render(loaded, [0.0, 1.0]))

@@ -27,7 +27,13 @@ from nvcodec.fileformat import NvcFile, naming_file, read_nvc
 from nvcodec.io import Yuv420Frames, check_output, open_writer, rgb_to_yuv420
 from nvcodec.models import build_model
 from nvcodec.models.budget import MAX_PARAMETERS
-from nvcodec.ranges import FrameRange, output_positions, parse_fps, resolve_range
+from nvcodec.ranges import (
+    FrameRange,
+    first_output_index,
+    output_positions,
+    parse_fps,
+    resolve_range,
+)
 
 __all__ = ["DecodeReport", "LoadedModel", "decode", "decode_frames", "load_model", "render"]
 
@@ -147,8 +153,8 @@ def decode(
                 f"{loaded.name}: model {loaded.nvc.model_id} stores one embedding per frame and "
                 "cannot render frames between them; --fps is unavailable for it"
             )
-        positions = output_positions(start, stop, video.fps, rate)
-        first_number = round(start * rate / video.fps)
+        positions = output_positions(start, stop, video.fps, rate, video.frame_count)
+        first_number = first_output_index(start, video.fps, rate)
     done = 0
     with open_writer(
         output,

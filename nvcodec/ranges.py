@@ -7,7 +7,14 @@ from fractions import Fraction
 
 from nvcodec.errors import ConfigError
 
-__all__ = ["FrameRange", "output_positions", "parse_fps", "parse_frame_range", "resolve_range"]
+__all__ = [
+    "FrameRange",
+    "first_output_index",
+    "output_positions",
+    "parse_fps",
+    "parse_frame_range",
+    "resolve_range",
+]
 
 MAX_OUTPUT_FPS = 1000
 
@@ -57,14 +64,25 @@ def parse_fps(text: str, source: Fraction) -> Fraction:
     return rate.limit_denominator(1_000_000)
 
 
-def output_positions(start: int, stop: int, source: Fraction, output: Fraction) -> list[float]:
-    """Source-frame positions of the output frames covering source frames ``[start, stop)``.
+def first_output_index(start: int, source: Fraction, output: Fraction) -> int:
+    """Index, in the whole clip's output, of the first output frame at or after source frame
+    ``start`` (output frame ``k`` sits at source position ``k·source/output``)."""
+    return math.ceil(Fraction(start) * output / source)
 
-    Output frame ``k`` shows time ``start/source + k/output``, i.e. position
-    ``start + k·source/output``; the duration is kept, so ``2x`` over ``T`` frames gives ``2T``
-    frames (the last one at ``T - 0.5`` is clamped to the last stored frame).
+
+def output_positions(
+    start: int, stop: int, source: Fraction, output: Fraction, frame_count: int | None = None
+) -> list[float]:
+    """Source-frame positions of the output frames that fall in source frames ``[start, stop)``.
+
+    One time grid for the whole clip: output frame ``k`` shows position ``k·source/output``, and
+    a range takes the frames of that grid inside it, so decodes of consecutive ranges join into
+    the decode of their union (no repeated or missing frame at the seams). The duration is kept
+    (``2x`` over ``T`` frames gives ``2T`` frames); positions past the clip's last frame
+    (``frame_count − 1``, or ``stop − 1`` without it) are clamped to it.
     """
-    step = source / output
-    count = math.ceil((stop - start) / step)
-    last = stop - 1
-    return [float(min(start + k * step, last)) for k in range(count)]
+    step = Fraction(source) / Fraction(output)
+    last = (frame_count if frame_count is not None else stop) - 1
+    first = first_output_index(start, source, output)
+    end = math.ceil(Fraction(stop) / step)
+    return [float(min(k * step, last)) for k in range(first, end)]

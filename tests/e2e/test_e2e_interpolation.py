@@ -10,7 +10,7 @@ import pytest
 from nvcodec import EncodeOptions, decode, decode_frames, encode
 from nvcodec.errors import ConfigError
 from nvcodec.io import read_video
-from nvcodec.ranges import output_positions, parse_fps
+from nvcodec.ranges import first_output_index, output_positions, parse_fps
 
 
 def test_parse_fps():
@@ -27,6 +27,19 @@ def test_output_positions_keep_duration():
     assert output_positions(0, 4, Fraction(25), Fraction(50)) == [0, 0.5, 1, 1.5, 2, 2.5, 3, 3]
     assert output_positions(2, 6, Fraction(24), Fraction(12)) == [2, 4]
     assert output_positions(0, 3, Fraction(25), Fraction(25)) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("source", "output"), [(25, 50), (24, 12), (25, 60), (30, 29.97)])
+def test_range_decodes_join_into_the_whole_decode(source, output):
+    src, out = Fraction(source), Fraction(output).limit_denominator(1001)
+    whole = output_positions(0, 16, src, out, frame_count=16)
+    joined = []
+    for a, b in ((0, 5), (5, 8), (8, 16)):
+        part = output_positions(a, b, src, out, frame_count=16)
+        assert not part or first_output_index(a, src, out) == len(joined)
+        joined += part
+    assert joined == whole
+    assert output_positions(0, 8, Fraction(25), Fraction(50), frame_count=16)[-2:] == [7.0, 7.5]
 
 
 @pytest.fixture(scope="module")

@@ -220,7 +220,9 @@ def encode(
     )
     try:
         with TrainingProgress(disable=quiet) as progress:
-            report = run_encode(input_path, output, options, progress=progress.update)
+            report = run_encode(
+                input_path, output, options, progress=progress.update, on_step=progress.step
+            )
     except KeyboardInterrupt:
         if checkpoint_dir:
             hint = f"no output was written; resume with --resume --checkpoint-dir {checkpoint_dir}"

@@ -18,12 +18,16 @@ if TYPE_CHECKING:
 
 
 class TrainingProgress:
-    """A tqdm bar over epochs showing loss and PSNR; closed (and cleared) on exit."""
+    """One tqdm bar per phase over its optimiser steps (so it moves, with an ETA, within
+    seconds even when an epoch takes minutes), showing the epoch, loss and PSNR as each epoch
+    ends; closed on exit."""
 
     PHASES: ClassVar[dict[str, str]] = {
         "train": "training",
         "prune": "pruned fine-tune",
         "qat": "QAT fine-tune",
+        "rd": "RD training (noise)",
+        "rd-ste": "RD training (integers)",
     }
 
     def __init__(self, disable: bool = False) -> None:
@@ -34,20 +38,40 @@ class TrainingProgress:
     def __enter__(self) -> TrainingProgress:
         return self
 
-    def update(self, stats: EpochStats) -> None:
-        if self._disable:
-            return
-        if self._bar is not None and stats.phase != self._phase:
-            self._bar.close()  # each phase (training, pruned fine-tune, QAT) has its own bar
+    def _bar_for(self, phase: str, total: int, unit: str) -> Any:
+        if self._bar is not None and phase != self._phase:
+            self._bar.close()  # each phase (training, fine-tunes, RD) has its own bar
             self._bar = None
         if self._bar is None:
             from tqdm import tqdm
 
-            self._phase = stats.phase
-            desc = self.PHASES.get(stats.phase, stats.phase)
-            self._bar = tqdm(total=stats.epochs, desc=desc, unit="epoch", file=sys.stderr)
-        self._bar.set_postfix(loss=f"{stats.loss:.5f}", psnr=f"{stats.psnr:.2f}dB", refresh=False)
-        self._bar.update(stats.epoch - self._bar.n)
+            self._phase = phase
+            desc = self.PHASES.get(phase, phase)
+            self._bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
+        return self._bar
+
+    def step(self, phase: str, done: int, total: int) -> None:
+        """Optimiser steps of ``phase``: ``done`` of ``total``."""
+        if self._disable:
+            return
+        bar = self._bar_for(phase, total, "step")
+        bar.update(done - bar.n)
+
+    def update(self, stats: EpochStats) -> None:
+        """End of an epoch: its number, loss and PSNR (an epoch bar if no steps were shown)."""
+        if self._disable:
+            return
+        bar = self._bar_for(stats.phase, stats.epochs, "epoch")
+        bar.set_postfix(
+            epoch=f"{stats.epoch}/{stats.epochs}",
+            loss=f"{stats.loss:.5f}",
+            psnr=f"{stats.psnr:.2f}dB",
+            refresh=False,
+        )
+        if bar.unit == "epoch":
+            bar.update(stats.epoch - bar.n)
+        else:
+            bar.refresh()
 
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None

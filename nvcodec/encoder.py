@@ -422,11 +422,13 @@ def encode(
     output: str | os.PathLike[str],
     options: EncodeOptions | None = None,
     progress: Callable[[EpochStats], None] | None = None,
+    on_step: Callable[[str, int, int], None] | None = None,
 ) -> EncodeReport:
     """Encode ``input_path`` into ``output`` and report rate and quality measured from the file.
 
     The phases: read → plan (size the model) → train → compress (prune / QAT or RD fine-tunes,
-    entropy coding) → write → decode the file and measure it."""
+    entropy coding) → write → decode the file and measure it. ``progress`` gets each epoch's
+    statistics; ``on_step(phase, done, total)`` the optimiser steps of each phase as they go."""
     opts = options or EncodeOptions()
     opts.validate()
     src, out = os.fspath(input_path), os.fspath(output)
@@ -444,11 +446,13 @@ def encode(
     model = build_model(plan.config, device=plan.device)
     names = [n for n, _ in model.named_parameters()]
     checkpointer, resume = _open_checkpoint(plan, src, reference)
-    result, resume = _train_phase(plan, model, frames, progress, checkpointer, resume)
+    result, resume = _train_phase(plan, model, frames, progress, checkpointer, resume, on_step)
     times["train"] = result.seconds
 
     t0 = time.perf_counter()
-    piped, compression = _compress_phase(plan, model, frames, names, progress, checkpointer, resume)
+    piped, compression = _compress_phase(
+        plan, model, frames, names, progress, checkpointer, resume, on_step
+    )
     del frames
     size = _write(out, plan, piped, compression)
     times["compress"] = time.perf_counter() - t0
@@ -547,6 +551,7 @@ def _train_phase(
     progress: Callable[[EpochStats], None] | None,
     checkpointer: Checkpointer | None,
     resume: Checkpoint | None,
+    on_step: Callable[[str, int, int], None] | None = None,
 ) -> tuple[TrainResult, Checkpoint | None]:
     """Train (or continue training) the model; returns the result and the checkpoint still to
     resume from (None once training ran: the later phases start afresh)."""
@@ -565,6 +570,7 @@ def _train_phase(
         progress,
         checkpointer.hook("train") if checkpointer else None,
         resume.state if resume else None,
+        on_step=(lambda done, total: on_step("train", done, total)) if on_step else None,
     )
     if checkpointer is not None:
         checkpointer.history["train"] = {
@@ -583,6 +589,7 @@ def _compress_phase(
     progress: Callable[[EpochStats], None] | None,
     checkpointer: Checkpointer | None,
     resume: Checkpoint | None,
+    on_step: Callable[[str, int, int], None] | None = None,
 ) -> tuple[PipelineResult, dict[str, object]]:
     """The QAT pipeline or RD training, then entropy coding; returns the coded tensors and the
     METADATA ``compression`` fields."""
@@ -597,7 +604,9 @@ def _compress_phase(
         def callback(phase: str, stats: EpochStats) -> None:
             report(dataclasses.replace(stats, phase=phase))
 
-    common = dict(names=names, callback=callback, checkpointer=checkpointer, resume=resume)
+    common = dict(
+        names=names, callback=callback, on_step=on_step, checkpointer=checkpointer, resume=resume
+    )
     if not opts.rd:
         piped = compress_model(
             model,

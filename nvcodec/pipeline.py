@@ -197,8 +197,10 @@ class _PhaseRunner:
         callback: Callable[[str, EpochStats], None] | None,
         checkpointer: Checkpointer | None,
         resume: Checkpoint | None,
+        on_step: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.model, self.frames, self.base = model, frames, base
+        self.on_step = on_step
         self.wrapped = _Grouped(model, _capture_groups(model))
         self.callback, self.checkpointer, self.resume = callback, checkpointer, resume
         self.phases: dict[str, float] = {}
@@ -230,7 +232,13 @@ class _PhaseRunner:
             hook = checkpointer.hook(phase, data, pruning.masks_of(self.model))
         state = resume.state if resume is not None and resume.phase == phase else None
         config = _fine_tune_config(self.base, epochs, lr_scale)
-        result = train(self.wrapped, self.frames, config, cb, hook, state, penalty, extra_groups)
+        steps = None
+        if self.on_step is not None:
+            report_step = self.on_step
+            steps = lambda done, total: report_step(phase, done, total)  # noqa: E731
+        result = train(
+            self.wrapped, self.frames, config, cb, hook, state, penalty, extra_groups, steps
+        )
         self.phases[phase] = result.seconds
         self.psnr[phase] = result.final_psnr
         if checkpointer is not None:
@@ -310,6 +318,7 @@ def compress_model(
     target_bytes: int | None = None,
     names: Sequence[str] | None = None,
     callback: Callable[[str, EpochStats], None] | None = None,
+    on_step: Callable[[str, int, int], None] | None = None,
     checkpointer: Checkpointer | None = None,
     resume: Checkpoint | None = None,
 ) -> PipelineResult:
@@ -322,7 +331,7 @@ def compress_model(
     the phase it was saved in, skipping the ones before (see the module docstring).
     """
     names = list(names) if names is not None else [n for n, _ in model.named_parameters()]
-    runner = _PhaseRunner(model, frames, base, callback, checkpointer, resume)
+    runner = _PhaseRunner(model, frames, base, callback, checkpointer, resume, on_step)
     run = runner.run
     phases, psnr = runner.phases, runner.psnr
 
@@ -440,6 +449,7 @@ def rd_compress(
     prune_epochs: int = 0,
     names: Sequence[str] | None = None,
     callback: Callable[[str, EpochStats], None] | None = None,
+    on_step: Callable[[str, int, int], None] | None = None,
     checkpointer: Checkpointer | None = None,
     resume: Checkpoint | None = None,
 ) -> tuple[PipelineResult, RDOutcome]:
@@ -453,7 +463,7 @@ def rd_compress(
     The RD phases are not checkpointed: an interrupted encode resumes from the end of training
     (or of the pruned fine-tune) and repeats them, deterministically."""
     names = list(names) if names is not None else [n for n, _ in model.named_parameters()]
-    runner = _PhaseRunner(model, frames, base, callback, checkpointer, resume)
+    runner = _PhaseRunner(model, frames, base, callback, checkpointer, resume, on_step)
     if resume is None and prune_ratio > 0:
         pruning.prune(model, prune_ratio)
     if prune_ratio > 0 and prune_epochs > 0:

@@ -145,9 +145,11 @@ def train_epoch(
     encoder: nn.Module | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
     patch: int = 0,
+    on_step: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """One pass over the frames (and, with ``patch``, over every patch of each) in a seeded
-    random order; returns the mean MSE per pixel (on device)."""
+    random order; returns the mean MSE per pixel (on device). ``on_step(k)`` after the k-th
+    step (no host sync: it is for progress)."""
     count = frames.shape[0]
     order = torch.randperm(count, generator=generator).to(frames.device)
     tiles: list[tuple[int, int, int, int] | None] = [None]
@@ -156,6 +158,7 @@ def train_epoch(
         tiles = [cells[i] for i in torch.randperm(len(cells), generator=generator).tolist()]
     pixels = frames.shape[-2] * frames.shape[-1]
     total = torch.zeros((), device=frames.device)
+    done = 0
     for tile in tiles:
         rows, cols = model.patch_slices(tile) if tile is not None else (slice(None),) * 2
         for start in range(0, count, batch_size):
@@ -166,7 +169,33 @@ def train_epoch(
             )
             total += error * (batch.shape[-2] * batch.shape[-1] / pixels)
             scheduler.step()
+            done += 1
+            if on_step is not None:
+                on_step(done)
     return total / count
+
+
+STEP_REPORT_S = 0.25
+"""Least seconds between two step reports within an epoch."""
+
+
+def _step_reporter(
+    on_step: Callable[[int, int], None] | None, before: int, per_epoch: int, total: int
+) -> Callable[[int], None] | None:
+    """``k ↦ on_step(before + k, total)``, throttled to one call per :data:`STEP_REPORT_S`
+    (and always at the epoch's last step)."""
+    if on_step is None:
+        return None
+    last = time.perf_counter()
+
+    def report(k: int) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if k == per_epoch or now - last >= STEP_REPORT_S:
+            last = now
+            on_step(before + k, total)
+
+    return report
 
 
 def steps_per_epoch(model: nn.Module, frame_count: int, config: TrainConfig) -> int:
@@ -224,6 +253,7 @@ def train(
     resume: TrainState | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
     extra_groups: list[dict] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
     """Overfit ``model`` to ``frames`` (T×3×H×W in [0, 1], already on the training device).
 
@@ -231,13 +261,16 @@ def train(
     (see the module docstring); the encoder is discarded afterwards. ``checkpoint`` and
     ``resume``: see the module docstring. ``penalty()`` is added to every step's loss (RD
     training's rate term); ``extra_groups`` are optimiser groups appended to the model's (e.g.
-    learned step sizes, with their own lr and no weight decay).
+    learned step sizes, with their own lr and no weight decay). ``on_step(done, total)``
+    reports optimiser steps as they happen, at most every :data:`STEP_REPORT_S` seconds and at
+    each epoch's end, so progress shows from the first seconds even when an epoch takes minutes.
     """
     generator = torch.Generator().manual_seed(config.seed)
     make_encoder = getattr(model, "make_training_encoder", None)
     encoder = make_encoder().to(frames.device) if make_encoder is not None else None
     optimizer = make_optimizer(model, config, encoder, extra_groups)
-    total_steps = config.epochs * steps_per_epoch(model, frames.shape[0], config)
+    per_epoch = steps_per_epoch(model, frames.shape[0], config)
+    total_steps = config.epochs * per_epoch
     scheduler = _schedule(optimizer, total_steps, config.warmup)
     autocast = config.amp and frames.device.type == "cuda"
     model.train()
@@ -252,6 +285,7 @@ def train(
         restore_train_state(resume, model, encoder, optimizer, scheduler, generator)
         first, mse, start = resume.epoch + 1, resume.loss, start - resume.seconds
     for epoch in range(first, config.epochs + 1):
+        step_report = _step_reporter(on_step, (epoch - 1) * per_epoch, per_epoch, total_steps)
         mse_t = train_epoch(
             model,
             optimizer,
@@ -263,6 +297,7 @@ def train(
             encoder,
             penalty,
             config.patch,
+            step_report,
         )
         if checkpoint is not None:
             checkpoint(

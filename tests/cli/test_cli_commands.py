@@ -274,3 +274,23 @@ def test_real_process_reports_one_line(tmp_path):
     assert proc.stderr.startswith("Error: ")
     assert proc.stderr.count("\n") == 1
     assert not (tmp_path / "o.y4m").exists()
+
+
+def test_encode_progress_counts_steps_per_phase(tmp_path, chaplin):
+    result = run(
+        "encode",
+        str(chaplin),
+        "-o",
+        str(tmp_path / "x.nvc"),
+        "--size",
+        "6k",
+        "--epochs",
+        "2",
+        "--rd-epochs",
+        "1",
+        "--frames",
+        "0:4",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "training" in result.stderr
+    assert "step" in result.stderr  # the bars count optimiser steps, not only epochs

@@ -133,3 +133,26 @@ def test_train_is_deterministic_for_equal_seeds() -> None:
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_train_reports_steps_within_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nvcodec.training import loop
+
+    monkeypatch.setattr(loop, "STEP_REPORT_S", 0.0)  # report every step
+    frames = _frames()
+    config = TrainConfig(epochs=3, batch_size=2, lr=1e-3)
+    steps: list[tuple[int, int]] = []
+    result = train(_model(0), frames, config, on_step=lambda d, t: steps.append((d, t)))
+    per_epoch = math.ceil(frames.shape[0] / 2)
+    assert steps == [(k, 3 * per_epoch) for k in range(1, 3 * per_epoch + 1)]
+    assert result.steps == 3 * per_epoch
+
+
+def test_step_reports_are_throttled_but_end_every_epoch() -> None:
+    frames = _frames()
+    config = TrainConfig(epochs=2, batch_size=1, lr=1e-3)
+    steps: list[int] = []
+    train(_model(0), frames, config, on_step=lambda d, t: steps.append(d))
+    assert steps[-1] == 2 * frames.shape[0]
+    assert frames.shape[0] in steps  # the first epoch's end
+    assert steps == sorted(set(steps))

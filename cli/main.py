@@ -153,6 +153,12 @@ def main() -> None:
 )
 @click.option("--checkpoint-every", default=None, type=int, hidden=True)  # epochs; for tests
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (budget split per part, epochs per phase, a time estimate from a few "
+    "timed steps on this device) and exit without training or writing.",
+)
 @friendly_errors
 def encode(
     input_path: str,
@@ -182,6 +188,7 @@ def encode(
     resume: bool,
     checkpoint_every: int | None,
     quiet: bool,
+    dry_run: bool,
 ) -> None:
     """Encode INPUT (any video PyAV can read) into a .nvc file."""
     from cli.render import TrainingProgress, encode_summary
@@ -218,6 +225,11 @@ def encode(
         resume=resume,
         checkpoint_every=checkpoint_every,
     )
+    if dry_run:
+        from nvcodec.planning import describe, summarize
+
+        click.echo(describe(summarize(input_path, options)))
+        return
     try:
         with TrainingProgress(disable=quiet) as progress:
             report = run_encode(

@@ -417,6 +417,14 @@ class _Plan:
         return self.info.width * self.info.height * self.info.frame_count
 
 
+def plan_encode(input_path: str | os.PathLike[str], options: EncodeOptions) -> _Plan:
+    """The encode's decisions before training (validated options, the clip, the sized model,
+    the recipe, the device), made exactly as :func:`encode` makes them; nothing is written."""
+    options.validate()
+    _, info = _read(os.fspath(input_path), options)
+    return _plan(options, info, resolve_device(options.device))
+
+
 def encode(
     input_path: str | os.PathLike[str],
     output: str | os.PathLike[str],

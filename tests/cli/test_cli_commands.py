@@ -294,3 +294,27 @@ def test_encode_progress_counts_steps_per_phase(tmp_path, chaplin):
     assert result.exit_code == 0, result.stderr
     assert "training" in result.stderr
     assert "step" in result.stderr  # the bars count optimiser steps, not only epochs
+
+
+@pytest.mark.parametrize(
+    "extra", [[], ["--model", "hinerv", "--patch", "32"], ["--model", "hnerv"]]
+)
+def test_encode_dry_run_prints_the_plan_and_writes_nothing(tmp_path, chaplin, extra):
+    out = tmp_path / "x.nvc"
+    result = run("encode", str(chaplin), "-o", str(out), "--size", "8k", "--dry-run", *extra)
+    assert result.exit_code == 0, result.stderr
+    assert not out.exists()
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("plan: ")
+    parameters = int(lines[0].split(", ")[1].split()[0].replace(",", ""))
+    assert parameters <= 8_000
+    shares = [line for line in lines if line.strip().endswith("%")]
+    assert sum(int(line.split()[-2].replace(",", "")) for line in shares) == parameters
+    assert any(line.startswith("estimate: ") for line in lines)
+    assert "RD training" in result.stdout
+
+
+def test_encode_dry_run_checks_options_first(tmp_path, chaplin):
+    out = tmp_path / "x.nvc"
+    result = run("encode", str(chaplin), "-o", str(out), "--dry-run", "--size", "500M")
+    _assert_clean_failure(result, out)

@@ -195,6 +195,7 @@ def encode(
     from nvcodec import EncodeOptions
     from nvcodec import encode as run_encode
     from nvcodec.models import parse_size
+    from nvcodec.planning import plan_line
     from nvcodec.ranges import parse_frame_range
 
     if size is not None and target_bpp is not None:
@@ -233,7 +234,12 @@ def encode(
     try:
         with TrainingProgress(disable=quiet) as progress:
             report = run_encode(
-                input_path, output, options, progress=progress.update, on_step=progress.step
+                input_path,
+                output,
+                options,
+                progress=progress.update,
+                on_step=progress.step,
+                on_plan=lambda plan: click.echo(plan_line(plan), err=True),
             )
     except KeyboardInterrupt:
         if checkpoint_dir:

@@ -402,7 +402,7 @@ def _fingerprint(
 
 
 @dataclass(frozen=True)
-class _Plan:
+class EncodePlan:
     """What the encode decided before training: the clip, the model and the recipe."""
 
     opts: EncodeOptions
@@ -417,7 +417,7 @@ class _Plan:
         return self.info.width * self.info.height * self.info.frame_count
 
 
-def plan_encode(input_path: str | os.PathLike[str], options: EncodeOptions) -> _Plan:
+def plan_encode(input_path: str | os.PathLike[str], options: EncodeOptions) -> EncodePlan:
     """The encode's decisions before training (validated options, the clip, the sized model,
     the recipe, the device), made exactly as :func:`encode` makes them; nothing is written."""
     options.validate()
@@ -431,12 +431,14 @@ def encode(
     options: EncodeOptions | None = None,
     progress: Callable[[EpochStats], None] | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
+    on_plan: Callable[[EncodePlan], None] | None = None,
 ) -> EncodeReport:
     """Encode ``input_path`` into ``output`` and report rate and quality measured from the file.
 
     The phases: read → plan (size the model) → train → compress (prune / QAT or RD fine-tunes,
     entropy coding) → write → decode the file and measure it. ``progress`` gets each epoch's
-    statistics; ``on_step(phase, done, total)`` the optimiser steps of each phase as they go."""
+    statistics; ``on_step(phase, done, total)`` the optimiser steps of each phase as they go;
+    ``on_plan(plan)`` the plan, once, before the frames are converted and training starts."""
     opts = options or EncodeOptions()
     opts.validate()
     src, out = os.fspath(input_path), os.fspath(output)
@@ -446,6 +448,8 @@ def encode(
     begin = time.perf_counter()
     reference, info = _read(src, opts)
     plan = _plan(opts, info, resolve_device(opts.device))
+    if on_plan is not None:
+        on_plan(plan)
     rgb = yuv420_to_rgb(reference.y, reference.u, reference.v, info.colour)
     frames = torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))).to(plan.device)
     times["read"] = time.perf_counter() - begin
@@ -504,7 +508,7 @@ def _read(src: str, opts: EncodeOptions) -> tuple[Yuv420Frames, VideoInfo]:
     return reference, info
 
 
-def _plan(opts: EncodeOptions, info: VideoInfo, device: torch.device) -> _Plan:
+def _plan(opts: EncodeOptions, info: VideoInfo, device: torch.device) -> EncodePlan:
     """Size the model: ``--size`` as given, or the budget a ``--bpp`` target buys at the
     measured bits per parameter of the deepest depth (the depth, extra pruning or the RD step
     fit then land the real file on the target)."""
@@ -526,11 +530,11 @@ def _plan(opts: EncodeOptions, info: VideoInfo, device: torch.device) -> _Plan:
                 f"header and metadata; RD training needs at least {MIN_RD_TENSOR_BYTES} "
                 "(raise --bpp, or encode more frames)"
             )
-    return _Plan(opts, info, config, opts.train_config(), device, target_bytes)
+    return EncodePlan(opts, info, config, opts.train_config(), device, target_bytes)
 
 
 def _open_checkpoint(
-    plan: _Plan, src: str, reference: Yuv420Frames
+    plan: EncodePlan, src: str, reference: Yuv420Frames
 ) -> tuple[Checkpointer | None, Checkpoint | None]:
     """The checkpointer of ``--checkpoint-dir`` and, with ``--resume``, what it holds."""
     opts = plan.opts
@@ -553,7 +557,7 @@ def _open_checkpoint(
 
 
 def _train_phase(
-    plan: _Plan,
+    plan: EncodePlan,
     model: nn.Module,
     frames: torch.Tensor,
     progress: Callable[[EpochStats], None] | None,
@@ -590,7 +594,7 @@ def _train_phase(
 
 
 def _compress_phase(
-    plan: _Plan,
+    plan: EncodePlan,
     model: nn.Module,
     frames: torch.Tensor,
     names: list[str],
@@ -661,7 +665,9 @@ def _rd_meta(opts: EncodeOptions, lam: float, proxy_bits: float, factor: float) 
     }
 
 
-def _write(out: str, plan: _Plan, piped: PipelineResult, compression: dict[str, object]) -> int:
+def _write(
+    out: str, plan: EncodePlan, piped: PipelineResult, compression: dict[str, object]
+) -> int:
     """Write the ``.nvc`` file (atomically); returns its size in bytes."""
     info = plan.info
     video = StoredVideo(

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
-from nvcodec.encoder import EncodeOptions, plan_encode
-from nvcodec.models import build_model
+from nvcodec.encoder import EncodeOptions, EncodePlan, plan_encode
+from nvcodec.models import build_model, count_parameters
 from nvcodec.training.loop import make_optimizer, steps_per_epoch, train_epoch
 
-__all__ = ["RD_EPOCH_COST", "PlanSummary", "describe", "summarize"]
+__all__ = ["RD_EPOCH_COST", "PlanSummary", "describe", "plan_line", "summarize"]
 
 RD_EPOCH_COST = 3.0
 """An RD epoch's time over a training epoch's (measured ≈3× on DS-NeRV, issue #11)."""
@@ -145,3 +145,16 @@ def describe(s: PlanSummary) -> str:
             "shorter: --preset fast, a smaller --size, fewer frames (--frames A:B), or a GPU"
         )
     return "\n".join(lines)
+
+
+def plan_line(plan: EncodePlan) -> str:
+    """One line, printed before training: model, parameters, clip, epochs per phase, device."""
+    opts, info = plan.opts, plan.info
+    phases = ", ".join(f"{name} {epochs}" for name, epochs, _ in _phases(opts) if epochs)
+    skeleton = build_model(plan.config, device="meta")
+    steps = steps_per_epoch(skeleton, info.frame_count, plan.train_cfg)
+    return (
+        f"plan: {opts.model}, {count_parameters(plan.config):,} parameters, "
+        f"{info.width}×{info.height}, {info.frame_count} frames, on {plan.device}; epochs: "
+        f"{phases} ({steps} steps each); `--dry-run` estimates the time"
+    )

@@ -294,6 +294,9 @@ def test_encode_progress_counts_steps_per_phase(tmp_path, chaplin):
     assert result.exit_code == 0, result.stderr
     assert "training" in result.stderr
     assert "step" in result.stderr  # the bars count optimiser steps, not only epochs
+    first = result.stderr.splitlines()[0]  # the plan comes before any training
+    assert first.startswith("plan: ds-nerv, ")
+    assert "training 2, RD training 1 (4 steps each)" in first
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -336,6 +337,11 @@ def _check_nvc_output(output: str, input_path: str, overwrite: bool) -> None:
             raise OutputError(f"{output}: is the input file")
         if not overwrite:
             raise OutputError(f"{output}: exists (use -y to overwrite)")
+    try:  # the file is written next to its target and renamed: try that before training
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".nvc-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{output}: cannot write in {folder}: {exc.strerror}") from None
 
 
 _NOT_RESULT_OPTIONS = ("overwrite", "checkpoint_dir", "resume", "checkpoint_every")

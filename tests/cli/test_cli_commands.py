@@ -321,3 +321,21 @@ def test_encode_dry_run_checks_options_first(tmp_path, chaplin):
     out = tmp_path / "x.nvc"
     result = run("encode", str(chaplin), "-o", str(out), "--dry-run", "--size", "500M")
     _assert_clean_failure(result, out)
+
+
+def test_encode_refuses_an_unwritable_folder_before_training(tmp_path, chaplin, monkeypatch):
+    import nvcodec.encoder as encoder
+
+    def unwritable(*args, **kwargs):  # as a read-only folder answers (root ignores mode bits)
+        raise PermissionError(13, "Permission denied")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the output folder")
+
+    monkeypatch.setattr(encoder.tempfile, "NamedTemporaryFile", unwritable)
+    monkeypatch.setattr(encoder, "train", no_training)
+    out = tmp_path / "x.nvc"
+    result = run("encode", str(chaplin), "-o", str(out), "--epochs", "1")
+    _assert_clean_failure(result, out)
+    assert "cannot write" in result.stderr
+    assert "Permission denied" in result.stderr

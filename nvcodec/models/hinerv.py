@@ -47,7 +47,13 @@ float rounding, at a fraction of the memory. Training on patches (``--patch``) u
 PSNR), not 0.7·L1 + 0.3·MS-SSIM; otherwise the reference's recipe is the default (Adam, 10 %
 warm-up, cosine) at lr 1e-2 instead of 2e-3 (measured, see ``TRAINING_DEFAULTS``). Pruning and
 quantisation are nvcodec's pipeline (RD training by default), not the reference's Quant-Noise.
-Grids are stored ``(T, C, h, w)`` (base) and ``(T, s, s, C)`` (local).
+No gradient-norm clipping (the reference clips at 1.0; nvcodec's loop has none). Grids are stored
+``(T, C, h, w)`` (base) and ``(T, s, s, C)`` (local).
+
+**Small frames.** The halving widths suit the reference's 720p+ frames, where stage 0 runs at
+90×160; at 160×80 it runs at 10×20 and holds over half the budget while the full-resolution stage
+has a handful of channels. Measured at an equal budget, flat widths train 1.2–3.0 dB higher
+(``benchmarks/results/hinerv``); ``hinerv`` keeps the reference's rule.
 """
 
 from __future__ import annotations

@@ -292,11 +292,27 @@ class CrossChannelAttention(nn.Module):
         return fused + static
 
 
+def _variant(model_id: str, codes: str, encodings: bool) -> Callable[[ModelConfig], None]:
+    """The check that a config is ``model_id``'s variant of DS-NeRV (the ids share a class)."""
+
+    def check(config: ModelConfig) -> None:
+        assert isinstance(config, DSNeRVConfig)
+        if config.codes != codes or (config.local_dim > 0) != encodings:
+            raise ConfigError(
+                f"{model_id} config: codes {config.codes!r} with local_dim {config.local_dim} "
+                f"is not {model_id} (codes {codes!r}, "
+                f"{'with' if encodings else 'without'} hierarchical encodings)"
+            )
+
+    return check
+
+
 @register_model(
     "ds-nerv",
     DSNeRVConfig,
     dsnerv_sizing,
     "DS-NeRV: sparse static + dense dynamic learnable codes, CCA fusion, NeRV blocks",
+    _variant("ds-nerv", "both", encodings=False),
 )
 class DSNeRV(nn.Module):
     """Frame position in, frame out; the video lives in the codes and the decoder weights."""
@@ -414,12 +430,14 @@ register_model(
     DSNeRVConfig,
     _ablation("static"),
     "DS-NeRV ablation: static codes only (no dynamic codes, no fusion)",
+    _variant("ds-nerv-static", "static", encodings=False),
 )(DSNeRV)
 register_model(
     "ds-nerv-dynamic",
     DSNeRVConfig,
     _ablation("dynamic"),
     "DS-NeRV ablation: dynamic codes only (no static codes, no fusion)",
+    _variant("ds-nerv-dynamic", "dynamic", encodings=False),
 )(DSNeRV)
 
 
@@ -448,4 +466,5 @@ register_model(
     DSNeRVConfig,
     dsnerv_he_sizing,
     "DS-NeRV + HiNeRV's hierarchical encodings after every decoder block",
+    _variant("ds-nerv-he", "both", encodings=True),
 )(DSNeRV)

@@ -28,6 +28,8 @@ __all__ = [
 
 SizingRule = Callable[[int, int, int, int], ModelConfig]
 """``(height, width, frame_count, width_knob) -> config``; larger knob → more parameters."""
+ConfigCheck = Callable[[ModelConfig], None]
+"""Raises :class:`~nvcodec.errors.ConfigError` for a config that is not this id's variant."""
 
 
 @dataclass(frozen=True)
@@ -37,20 +39,27 @@ class ModelSpec:
     config: type[ModelConfig]
     sizing: SizingRule
     summary: str
+    check: ConfigCheck | None = None
+    """For ids that share a config class: what makes a config this variant (a file's id and
+    config must agree, or a ``ds-nerv-static`` file could decode as full DS-NeRV)."""
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(
-    model_id: str, config: type[ModelConfig], sizing: SizingRule, summary: str
+    model_id: str,
+    config: type[ModelConfig],
+    sizing: SizingRule,
+    summary: str,
+    check: ConfigCheck | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: ``@register_model("nerv", NeRVConfig, sizing, "...")``."""
 
     def wrap(module: type[nn.Module]) -> type[nn.Module]:
         if model_id in _REGISTRY:
             raise ValueError(f"model id {model_id!r} registered twice")
-        _REGISTRY[model_id] = ModelSpec(model_id, module, config, sizing, summary)
+        _REGISTRY[model_id] = ModelSpec(model_id, module, config, sizing, summary, check)
         return module
 
     return wrap
@@ -81,7 +90,12 @@ def training_defaults(model_id: str) -> dict[str, Any]:
 
 
 def config_from_dict(model_id: str, data: Mapping[str, Any]) -> ModelConfig:
-    return get_spec(model_id).config.from_dict(data)
+    """The config of a ``model_id`` file, validated, and checked to be that id's variant."""
+    spec = get_spec(model_id)
+    config = spec.config.from_dict(data)
+    if spec.check is not None:
+        spec.check(config)
+    return config
 
 
 def build_model(config: ModelConfig, device: torch.device | str | None = None) -> nn.Module:

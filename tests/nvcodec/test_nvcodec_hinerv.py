@@ -240,4 +240,20 @@ def test_fields_added_later_are_written_only_when_they_matter() -> None:
     assert not {"codes", "local_dim", "local_levels"} & set(plain.to_dict())
     he = dataclasses.replace(plain, local_dim=2)
     assert he.to_dict()["local_dim"] == 2
-    assert config_from_dict("ds-nerv", he.to_dict()) == he
+    assert config_from_dict("ds-nerv-he", he.to_dict()) == he
+
+
+@pytest.mark.parametrize("model_id", sorted(model_ids()))
+def test_every_id_reads_back_its_own_sizing(model_id: str) -> None:
+    config = solve_config(model_id, 72, 96, 8, 30_000)
+    assert config_from_dict(model_id, config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    ("file_id", "written_as"),
+    [("ds-nerv-static", "ds-nerv"), ("ds-nerv", "ds-nerv-he"), ("ds-nerv-he", "ds-nerv-dynamic")],
+)
+def test_a_files_id_and_config_must_agree(file_id: str, written_as: str) -> None:
+    config = solve_config(written_as, 72, 96, 8, 30_000)
+    with pytest.raises(ConfigError, match=f"is not {file_id}"):
+        config_from_dict(file_id, config.to_dict())

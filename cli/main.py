@@ -4,10 +4,14 @@ each command imports nvcodec (and torch) when it runs."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from cli.errors import friendly_errors
+
+if TYPE_CHECKING:
+    from nvcodec import EncodeOptions
 
 
 def _parse_lambda(text: str | None) -> float | str | None:
@@ -191,11 +195,8 @@ def encode(
     dry_run: bool,
 ) -> None:
     """Encode INPUT (any video PyAV can read) into a .nvc file."""
-    from cli.render import TrainingProgress, encode_summary
     from nvcodec import EncodeOptions
-    from nvcodec import encode as run_encode
     from nvcodec.models import parse_size
-    from nvcodec.planning import plan_line
     from nvcodec.ranges import parse_frame_range
 
     if size is not None and target_bpp is not None:
@@ -231,6 +232,16 @@ def encode(
 
         click.echo(describe(summarize(input_path, options)))
         return
+    _run_encode(input_path, output, options, quiet)
+
+
+def _run_encode(input_path: str, output: str, options: EncodeOptions, quiet: bool) -> None:
+    """The encode with its plan line, progress bars and summary; an interrupt with a
+    checkpoint folder says how to resume."""
+    from cli.render import TrainingProgress, encode_summary
+    from nvcodec import encode as run_encode
+    from nvcodec.planning import plan_line
+
     try:
         with TrainingProgress(disable=quiet) as progress:
             report = run_encode(
@@ -242,8 +253,9 @@ def encode(
                 on_plan=lambda plan: click.echo(plan_line(plan), err=True),
             )
     except KeyboardInterrupt:
-        if checkpoint_dir:
-            hint = f"no output was written; resume with --resume --checkpoint-dir {checkpoint_dir}"
+        if options.checkpoint_dir:
+            folder = options.checkpoint_dir
+            hint = f"no output was written; resume with --resume --checkpoint-dir {folder}"
             raise KeyboardInterrupt(hint) from None
         raise
     click.echo(encode_summary(report))

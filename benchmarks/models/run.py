@@ -130,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/models"))
     p.add_argument("--force", action="store_true", help="recompute cached points")
+    p.add_argument(
+        "--report-only", action="store_true", help="rebuild the table from cached points only"
+    )
     args = p.parse_args(argv)
 
     import torch
@@ -150,24 +153,49 @@ def main(argv: list[str] | None = None) -> None:
         source, _, info = prepare_clip(args.clip, args.scale, frames, work / "source.y4m")
         for size, bpp in points:
             for model in models:
-                point = size if size is not None else f"bpp{bpp:g}"
-                cache = (
-                    args.out / f"{args.clip.stem}-s{args.scale}-{model}-{point}-e{args.epochs}.json"
-                )
-                if cache.exists() and not args.force:
-                    rows.append(json.loads(cache.read_text()))
-                    print(f"cached {cache.name}", file=sys.stderr)
-                    continue
-                t0 = time.perf_counter()
-                row = run_point(source, model, size, args, work, bpp)
-                row["wall_s"] = time.perf_counter() - t0
-                cache.write_text(json.dumps(row, indent=1))
-                rows.append(row)
-                print(
-                    f"{model:16s} {point!s:>9} {row['bpp']:.4f} bpp {row['psnr_rgb']:.2f} dB RGB "
-                    f"({row['wall_s']:.0f} s)",
-                    file=sys.stderr,
-                )
+                row = _cached_or_run(args, source, work, model, size, bpp)
+                if row is not None:
+                    rows.append(row)
+    _write_report(args, info, rows, argv)
+
+
+def _cached_or_run(
+    args: argparse.Namespace,
+    source: Path,
+    work: Path,
+    model: str,
+    size: int | None,
+    bpp: float | None,
+) -> dict | None:
+    """One point: from its JSON cache, or encoded now and cached (None: not cached and
+    ``--report-only``)."""
+    point = size if size is not None else f"bpp{bpp:g}"
+    cache = args.out / f"{args.clip.stem}-s{args.scale}-{model}-{point}-e{args.epochs}.json"
+    if cache.exists() and not args.force:
+        print(f"cached {cache.name}", file=sys.stderr)
+        return json.loads(cache.read_text())
+    if args.report_only:
+        print(f"skipped {cache.name} (not cached; --report-only)", file=sys.stderr)
+        return None
+    t0 = time.perf_counter()
+    row = run_point(source, model, size, args, work, bpp)
+    row["wall_s"] = time.perf_counter() - t0
+    cache.write_text(json.dumps(row, indent=1))
+    print(
+        f"{model:16s} {point!s:>9} {row['bpp']:.4f} bpp {row['psnr_rgb']:.2f} dB RGB "
+        f"({row['wall_s']:.0f} s)",
+        file=sys.stderr,
+    )
+    return row
+
+
+def _write_report(
+    args: argparse.Namespace, info: Any, rows: list[dict], argv: list[str] | None
+) -> None:
+    """The clip's table from every cached point of this clip/scale/epochs, so runs that add
+    models (or run in parallel) build one table together."""
+    import torch
+
     meta = {
         "clip": args.clip.name,
         "width": info.width,
@@ -182,8 +210,6 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m benchmarks.models "
         + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    # The table shows every cached point of this clip/scale/epochs, so runs that add models (or
-    # run in parallel) build one table together.
     pattern = f"{args.clip.stem}-s{args.scale}-*-e{args.epochs}.json"
     rows = [json.loads(p.read_text()) for p in sorted(args.out.glob(pattern))]
     # one clip per folder: results.md; a folder shared by several clips: one report per clip

@@ -294,10 +294,10 @@ def train(
             config.batch_size,
             generator,
             autocast,
-            encoder,
-            penalty,
-            config.patch,
-            step_report,
+            encoder=encoder,
+            penalty=penalty,
+            patch=config.patch,
+            on_step=step_report,
         )
         if checkpoint is not None:
             checkpoint(

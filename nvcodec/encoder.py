@@ -24,6 +24,7 @@ encode writes exactly the file an uninterrupted one would. The checkpoint is del
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -588,7 +589,7 @@ def _train_phase(
         progress,
         checkpointer.hook("train") if checkpointer else None,
         resume.state if resume else None,
-        on_step=(lambda done, total: on_step("train", done, total)) if on_step else None,
+        on_step=functools.partial(on_step, "train") if on_step else None,
     )
     if checkpointer is not None:
         checkpointer.history["train"] = {

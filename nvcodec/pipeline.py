@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -232,10 +233,8 @@ class _PhaseRunner:
             hook = checkpointer.hook(phase, data, pruning.masks_of(self.model))
         state = resume.state if resume is not None and resume.phase == phase else None
         config = _fine_tune_config(self.base, epochs, lr_scale)
-        steps = None
-        if self.on_step is not None:
-            report_step = self.on_step
-            steps = lambda done, total: report_step(phase, done, total)  # noqa: E731
+        on_step = self.on_step
+        steps = functools.partial(on_step, phase) if on_step is not None else None
         result = train(
             self.wrapped, self.frames, config, cb, hook, state, penalty, extra_groups, steps
         )

@@ -31,6 +31,7 @@ __all__ = [
     "NeRVBlock",
     "OutputHead",
     "PositionalEncoding",
+    "encoding_width_for",
     "make_activation",
     "plan_grid",
     "sample_time",
@@ -237,3 +238,22 @@ class HierarchicalEncoding(nn.Module):
         rows = (torch.arange(x.shape[-2], device=x.device) + offset[0]) % s
         cols = (torch.arange(x.shape[-1], device=x.device) + offset[1]) % s
         return x + tile[:, :, rows][:, :, :, cols]
+
+
+def encoding_width_for(
+    parameters: float,
+    frame_count: int,
+    strides: tuple[int, ...],
+    widths: tuple[int, ...],
+    levels: int,
+) -> int:
+    """The ``grid_dim`` of stage 0 (halved per later stage) for which one
+    :class:`HierarchicalEncoding` per stage (stride ``s``, adding to ``widths[i]`` channels)
+    costs about ``parameters``: at least 1, at most 256. The sizing rules of the models that use
+    the encodings share this count, so it stays in step with the block."""
+    per_channel = sum(
+        (max(1, frame_count // 2**j) * s * s + width) * 2**j * 0.5**i
+        for i, (s, width) in enumerate(zip(strides, widths, strict=True))
+        for j in range(levels)
+    )
+    return max(1, min(256, round(parameters / per_channel)))

@@ -62,7 +62,13 @@ import torch
 from torch import nn
 
 from nvcodec.errors import ConfigError
-from nvcodec.models.blocks import ACTIVATIONS, HierarchicalEncoding, NeRVBlock, OutputHead
+from nvcodec.models.blocks import (
+    ACTIVATIONS,
+    HierarchicalEncoding,
+    NeRVBlock,
+    OutputHead,
+    encoding_width_for,
+)
 from nvcodec.models.config import ModelConfig, added_later, bounds
 from nvcodec.models.registry import register_model
 
@@ -451,13 +457,9 @@ def dsnerv_he_sizing(height: int, width: int, frame_count: int, knob: int) -> DS
     codes = base.static_count * base.static_dim * base.static_h * base.static_w
     codes += base.dynamic_count * base.dynamic_dim * base.dynamic_h * base.dynamic_w
     decoder = count_parameters(base) - codes
-    levels = base.local_levels
-    per_channel = sum(
-        (max(1, frame_count // 2**j) * s * s + out_ch) * 2**j * 0.5**i
-        for i, (s, out_ch) in enumerate(zip(base.strides, base.channels, strict=True))
-        for j in range(levels)
+    local_dim = encoding_width_for(
+        LOCAL_GRID_SHARE * decoder, frame_count, base.strides, base.channels, base.local_levels
     )
-    local_dim = max(1, min(256, round(LOCAL_GRID_SHARE * decoder / per_channel)))
     return dataclasses.replace(base, local_dim=local_dim)
 
 

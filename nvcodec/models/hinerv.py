@@ -69,7 +69,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from nvcodec.errors import ConfigError
-from nvcodec.models.blocks import GridPlan, HierarchicalEncoding, sample_time
+from nvcodec.models.blocks import (
+    GridPlan,
+    HierarchicalEncoding,
+    encoding_width_for,
+    sample_time,
+)
 from nvcodec.models.config import MAX_FRAMES, ModelConfig, bounds
 from nvcodec.models.convnext import ConvNeXtBlock
 from nvcodec.models.registry import register_model
@@ -236,12 +241,9 @@ def hinerv_sizing(height: int, width: int, frame_count: int, knob: int) -> HiNeR
     # larger than the grids; the reference's base is far narrower than its width (6 of 136).
     grid_dim = max(1, min(round(BASE_GRID_SHARE * decoder / per_channel), knob // 6))
     local_levels = 3
-    local_per_channel = sum(
-        max(1, frame_count // 2**j) * 2**j * s * s * 0.5**i + 2**j * c_in * 0.5**i
-        for i, (s, c_in) in enumerate(zip(plan.strides, (knob, *channels[:-1]), strict=True))
-        for j in range(local_levels)
+    local_dim = encoding_width_for(
+        LOCAL_GRID_SHARE * decoder, frame_count, plan.strides, (knob, *channels[:-1]), local_levels
     )
-    local_dim = max(1, round(LOCAL_GRID_SHARE * decoder / local_per_channel))
     return HiNeRVConfig(
         height=height,
         width=width,
@@ -258,7 +260,7 @@ def hinerv_sizing(height: int, width: int, frame_count: int, knob: int) -> HiNeR
         depths=depths[:stages],
         expansions=expansions[:stages],
         kernels=kernels[:stages],
-        local_dim=min(256, local_dim),
+        local_dim=local_dim,
         local_levels=local_levels,
     )
 

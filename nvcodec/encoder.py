@@ -302,6 +302,7 @@ class EncodeOptions:
             if optimizer == recipe.get("optimizer")
             else 0.0,
             seed=self.seed,
+            clip=recipe.get("clip", 0.0),
         )
 
 

@@ -97,7 +97,7 @@ def summarize(input_path: str, options: EncodeOptions) -> PlanSummary:
         seconds = _time_steps(model, plan.opts, plan.device)
     parts: Counter[str] = Counter()
     for name, p in model.named_parameters():
-        parts[name.split(".")[0]] += p.numel()
+        parts[part_name(name)] += p.numel()
     info = plan.info
     return PlanSummary(
         model=plan.opts.model,
@@ -111,6 +111,15 @@ def summarize(input_path: str, options: EncodeOptions) -> PlanSummary:
         steps_per_epoch=steps_per_epoch(model, info.frame_count, plan.train_cfg),
         seconds_per_step=seconds,
     )
+
+
+def part_name(parameter: str) -> str:
+    """The part a parameter belongs to: its top-level module, or the numbered stage within a
+    stack (``blocks.3``), so the split shows where a sizing rule puts the budget by stage."""
+    names = parameter.split(".")
+    if len(names) > 2 and names[1].isdigit():
+        return ".".join(names[:2])
+    return names[0]
 
 
 def _duration(seconds: float) -> str:

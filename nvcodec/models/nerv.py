@@ -5,9 +5,9 @@
     t ─► PE(t/(T-1)) ─► Linear ─► act ─► Linear ─► act ─► reshape C₀×h₀×w₀
       ─► NeRVBlock(s₁) ─► … ─► NeRVBlock(sₙ) ─► OutputHead ─► crop to H×W
 
-Channels: the first block keeps the stem width, later ones halve it down to a floor (as in the
-reference code); the stride plan comes from :func:`~nvcodec.models.blocks.plan_grid` so any frame
-size works.
+Channels: the first block keeps the stem width, later ones halve it down to a fixed fine width
+(as in the reference code, see :func:`index_layout`); the stride plan comes from
+:func:`~nvcodec.models.blocks.plan_grid` so any frame size works.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ from nvcodec.models.config import ModelConfig, bounds
 from nvcodec.models.registry import register_model
 
 __all__ = ["NeRV", "NeRVConfig", "index_layout", "nerv_sizing"]
+
+STEM_HIDDEN = 512
+"""The MLP stem's hidden width in the NeRV and NeRV++ references (``--stem_dim_num 512_1``)."""
+NERV_FINE_WIDTH = 96
+"""NeRV's ``--lower-width`` (its README's 720p commands)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,14 +73,30 @@ class NeRVConfig(ModelConfig):
         return max(largest, 3 * h * w)  # the head runs on the padded grid before the crop
 
 
-def index_layout(height: int, width: int, frame_count: int, knob: int) -> dict[str, Any]:
-    """The layout NeRV and NeRV++ share for stem width ``knob``: the grid plan, a stem hidden
-    width of 2·knob (64..512), and channels that halve per stage after the first, floor knob/4."""
+def index_layout(
+    height: int, width: int, frame_count: int, knob: int, *, fine_width: int
+) -> dict[str, Any]:
+    """The reference shape NeRV and NeRV++ share, at any budget.
+
+    Both references keep the fine stages at a fixed width (``--lower-width``: 96 for NeRV, 80
+    for NeRV++) and size a model by its first-stage width ``fc_dim`` alone (NeRV++ XS/S/M/L:
+    8/26/58/112 at 720p, channels ``8, 80, 80, 80, 80`` for XS); stage ``i ≥ 1`` has
+    ``max(C_{i−1} // 2, lower width)`` channels and the gated/plain MLP stem 512 hidden units.
+    Halving every stage down to a floor instead (this package's first rule) left 4 channels
+    exactly where NeRV++'s blocks live.
+
+    Budgets smaller than the smallest reference model shrink the XS shape as a whole. For
+    ``knob ≤ fine_width`` the knob is the fine width; the first stage gets a tenth of it (XS:
+    8 of 80) and the stem ``512·knob/fine_width`` hidden units (at least 64). Above, the fine
+    width stays at ``fine_width`` and the first stage widens by one channel per knob step: XS at
+    ``knob = fine_width``, S at ``fine_width + 18``. Every count grows with the knob.
+    """
     plan = plan_grid(height, width)
-    floor = max(4, knob // 4)
-    channels = [knob]
+    fine = min(knob, fine_width)
+    first = max(1, round(fine / 10)) + max(0, knob - fine_width)
+    channels = [first]
     for _ in plan.strides[1:]:
-        channels.append(max(channels[-1] // 2, floor))
+        channels.append(max(channels[-1] // 2, fine))
     return {
         "height": height,
         "width": width,
@@ -83,15 +104,15 @@ def index_layout(height: int, width: int, frame_count: int, knob: int) -> dict[s
         "base_h": plan.base_h,
         "base_w": plan.base_w,
         "strides": plan.strides,
-        "stem_dim": knob,
-        "stem_hidden": min(512, max(64, 2 * knob)),
+        "stem_dim": first,
+        "stem_hidden": max(64, round(STEM_HIDDEN * fine / fine_width)),
         "channels": tuple(channels),
     }
 
 
 def nerv_sizing(height: int, width: int, frame_count: int, knob: int) -> NeRVConfig:
-    """NeRV with stem width ``knob`` (see :func:`index_layout`)."""
-    return NeRVConfig(**index_layout(height, width, frame_count, knob))
+    """NeRV in the reference's shape (:func:`index_layout`, fine width 96)."""
+    return NeRVConfig(**index_layout(height, width, frame_count, knob, fine_width=NERV_FINE_WIDTH))
 
 
 @register_model("nerv", NeRVConfig, nerv_sizing, "NeRV: positional encoding → MLP → NeRV blocks")

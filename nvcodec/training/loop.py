@@ -76,6 +76,7 @@ class TrainConfig:
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU where it does not help
     patch: int = 0  # train on patches of about this many pixels per side (0: whole frames)
+    clip: float = 0.0  # largest gradient norm of the model's (and encoder's) parameters; 0: off
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,22 @@ def make_optimizer(
     groups = groups_fn(config.lr) if groups_fn else [{"params": list(model.parameters())}]
     if encoder is not None:
         groups.append({"params": list(encoder.parameters())})
+    if config.clip > 0:
+        clipped = [p for group in groups for p in group["params"]]
     groups += list(extra_groups or [])
+    optimizer = _build_optimizer(groups, config)
+    if config.clip > 0:
+        optimizer.register_step_pre_hook(functools.partial(_clip_before_step, clipped, config.clip))
+    return optimizer
+
+
+def _clip_before_step(parameters: list[torch.Tensor], max_norm: float, *_: object) -> None:
+    """Scale the gradients to a norm of at most ``max_norm`` (an optimizer step pre-hook; on
+    the device, no host sync)."""
+    nn.utils.clip_grad_norm_(parameters, max_norm)
+
+
+def _build_optimizer(groups: list[dict], config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         if len(config.betas) != 2:
             raise ValueError(f"Adam needs two betas, got {config.betas}")

@@ -339,3 +339,15 @@ def test_encode_refuses_an_unwritable_folder_before_training(tmp_path, chaplin, 
     _assert_clean_failure(result, out)
     assert "cannot write" in result.stderr
     assert "Permission denied" in result.stderr
+
+
+def test_dry_run_splits_the_budget_by_stage(tmp_path, chaplin):
+    out = tmp_path / "x.nvc"
+    result = run(
+        "encode", str(chaplin), "-o", str(out), "--size", "30k", "--model", "nerv++", "--dry-run"
+    )
+    assert result.exit_code == 0, result.stderr
+    parts = [line.split()[0] for line in result.stdout.splitlines() if line.strip().endswith("%")]
+    assert parts[:2] == ["stem", "blocks.0"]
+    assert parts[-1] == "head"
+    assert len([p for p in parts if p.startswith("blocks.")]) >= 3

@@ -51,7 +51,8 @@ def test_nervpp_block_count() -> None:
     for c, s in zip(cfg.channels, cfg.strides, strict=True):
         lo, hi = h * w, h * s * w * s
         macs += lo * c * c_in  # projection
-        macs += lo * c * dk * dk + lo * 2 * e * c * c + lo * c * e * c  # pre-UB SCRB
+        g = 8 * c // 3  # pre-UB gated CNN block: C → 2g, depthwise 5×5 on C, g → C
+        macs += lo * 2 * g * c + lo * c * 25 + lo * g * c
         macs += lo * c * s * s * c * k * k  # UB
         macs += hi * c * dk * dk + hi * e * c * c + hi * c * e * c  # post-UB SCRB
         h, w, c_in = h * s, w * s, c

@@ -270,19 +270,6 @@ def test_plan_grid_known_plans() -> None:
 # --------------------------------------------------------------------------- NeRV forward
 
 
-@pytest.mark.parametrize(("height", "width"), [(17, 33), (72, 96), (5, 3)])
-def test_nerv_forward_shape_and_range(height: int, width: int) -> None:
-    torch.manual_seed(0)
-    model = build_model(nerv_sizing(height, width, 5, 4)).eval()
-    with torch.no_grad():
-        out = model(torch.tensor([0.0, 2.0, 4.0]))
-    assert out.shape == (3, 3, height, width)
-    assert out.dtype == torch.float32
-    assert float(out.min()) >= 0.0
-    assert float(out.max()) <= 1.0
-    assert torch.isfinite(out).all()
-
-
 def test_nerv_fractional_positions() -> None:
     torch.manual_seed(0)
     model = build_model(small_config(frames=4)).eval()
@@ -380,8 +367,7 @@ def test_solve_config_is_largest_within_budget(height: int, width: int, budget: 
     cfg = solve_config("nerv", height, width, 4, budget)
     assert isinstance(cfg, NeRVConfig)
     assert (cfg.height, cfg.width, cfg.frame_count) == (height, width, 4)
-    knob = cfg.stem_dim
-    assert cfg == nerv_sizing(height, width, 4, knob)
+    knob = next(k for k in range(1, 500) if nerv_sizing(height, width, 4, k) == cfg)
     assert count_parameters(cfg) <= budget
     bigger = get_spec("nerv").sizing(height, width, 4, knob + 1)
     assert count_parameters(bigger) > budget

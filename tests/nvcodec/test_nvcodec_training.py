@@ -156,3 +156,21 @@ def test_step_reports_are_throttled_but_end_every_epoch() -> None:
     assert steps[-1] == 2 * frames.shape[0]
     assert frames.shape[0] in steps  # the first epoch's end
     assert steps == sorted(set(steps))
+
+
+@pytest.mark.parametrize("clip", [0.0, 0.1])
+def test_gradient_norm_clipping_before_each_step(clip: float) -> None:
+    from nvcodec.training.loop import make_optimizer
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    optimizer = make_optimizer(model, TrainConfig(lr=0.0, clip=clip))
+    (1000.0 * model(torch.randn(8, 4)).square().sum()).backward()
+    before = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()])
+    optimizer.step()
+    after = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()])
+    assert float(before) > 10.0
+    if clip:
+        assert float(after) == pytest.approx(clip, rel=1e-3)
+    else:
+        assert torch.equal(after, before)

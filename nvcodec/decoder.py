@@ -136,7 +136,7 @@ def decode(
 
     ``frames`` selects stored frames ``[A, B)``; ``fps`` (``"2x"``, ``"48"``) renders that range
     at another frame rate by evaluating the model between stored frames (models whose codes are
-    continuous in time only: DS-NeRV, NeRV).
+    continuous in time only: DS-NeRV, HiNeRV, NeRV, NeRV++).
     """
     begin = time.perf_counter()
     check_output(output, overwrite=overwrite)

@@ -65,6 +65,16 @@ def test_any_frame_size_renders_in_range(model_id: str, height: int, width: int)
 
 
 @pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_one_frame_clip(model_id: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(solve_config(model_id, 72, 96, 1, 60_000)).eval()
+    with torch.no_grad():
+        out = model(torch.tensor([0.0]))
+    assert out.shape == (1, 3, 72, 96)
+    assert bool(torch.isfinite(out).all())
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_activation_bound_holds(model_id: str) -> None:
     """``activation_elements`` bounds every module output per frame (the decoder's memory plan)."""
     config = solve_config(model_id, 37, 53, 4, 80_000)

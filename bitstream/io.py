@@ -4,7 +4,8 @@ Reading checks the size on disk against :data:`MAX_FILE_BYTES` before reading a 
 or endless input (a device, a sparse file) cannot exhaust memory. Writing goes to a temporary file
 in the destination folder that is fsynced and then moved into place with :func:`os.replace`, so a
 reader sees either the old file or the complete new one, never a half-written file; the temporary
-file is removed on any failure.
+file is removed on any failure. An existing character device or FIFO (``/dev/null``, a named pipe)
+is written into, never replaced by a regular file.
 """
 
 from __future__ import annotations
@@ -26,6 +27,24 @@ from .errors import (
 )
 
 __all__ = ["read_file", "write_file"]
+
+
+def _is_stream(name: str) -> bool:
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def _write_into(name: str, blob: bytes) -> int:
+    """Write ``blob`` into an existing device or FIFO (not atomic: there is nothing to replace)."""
+    try:
+        with open(name, "wb") as f:
+            f.write(blob)
+    except OSError as exc:
+        raise NvcIOError(f"{name}: cannot write ({_describe(exc)})") from None
+    return len(blob)
 
 
 def _describe(exc: OSError) -> str:
@@ -98,6 +117,8 @@ def write_file(
     """
     blob = pack(sections, reader_version=reader_version)
     name = os.fspath(path)
+    if _is_stream(name):
+        return _write_into(name, blob)
     directory = os.path.dirname(os.path.abspath(name))
     if not os.path.isdir(directory):
         raise NvcFileNotFoundError(f"{name}: cannot write: folder {directory} does not exist")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -12,6 +13,25 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERRUPTED = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so every ``with`` block cleans up (temporary
+    ``.part`` files, the checkpoint hint) before the process exits with 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _catch_termination() -> None:
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _raise_terminated)
 
 
 def friendly_errors(func: F) -> F:
@@ -26,6 +46,7 @@ def friendly_errors(func: F) -> F:
         from bitstream import NvcError
         from nvcodec.errors import NvcodecError
 
+        _catch_termination()
         try:
             return func(*args, **kwargs)
         except (NvcodecError, NvcError) as exc:
@@ -40,6 +61,6 @@ def friendly_errors(func: F) -> F:
         except KeyboardInterrupt as exc:
             # A command may say how to continue (encode with --checkpoint-dir) in the message.
             click.echo(f"Interrupted; {str(exc) or 'no output was written.'}", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            sys.exit(128 + exc.signum if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]

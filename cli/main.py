@@ -252,11 +252,10 @@ def _run_encode(input_path: str, output: str, options: EncodeOptions, quiet: boo
                 on_step=progress.step,
                 on_plan=lambda plan: click.echo(plan_line(plan), err=True),
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (cli.errors.Terminated)
         if options.checkpoint_dir:
             folder = options.checkpoint_dir
-            hint = f"no output was written; resume with --resume --checkpoint-dir {folder}"
-            raise KeyboardInterrupt(hint) from None
+            exc.args = (f"no output was written; resume with --resume --checkpoint-dir {folder}",)
         raise
     click.echo(encode_summary(report))
 
@@ -274,7 +273,7 @@ def _run_encode(input_path: str, output: str, options: EncodeOptions, quiet: boo
     "--fps",
     default=None,
     help="Output frame rate: 2x, 1.5x, 48, 30000/1001. Frames between stored ones are "
-    "rendered by the model (ds-nerv, nerv).",
+    "rendered by the model (ds-nerv, hinerv, nerv, nerv++).",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing output.")

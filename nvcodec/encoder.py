@@ -23,14 +23,16 @@ encode writes exactly the file an uninterrupted one would. The checkpoint is del
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import math
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +51,7 @@ from nvcodec.io import (
     VideoInfo,
     Yuv420Frames,
     compute_metrics,
+    is_stream_target,
     read_video,
     yuv420_to_rgb,
 )
@@ -329,6 +332,8 @@ class EncodeReport:
 
 
 def _check_nvc_output(output: str, input_path: str, overwrite: bool) -> None:
+    if is_stream_target(output):
+        return  # a device or FIFO is written into (see _staged)
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise OutputError(f"{output}: folder {os.path.dirname(output) or '.'!r} does not exist")
@@ -474,13 +479,14 @@ def encode(
         plan, model, frames, names, progress, checkpointer, resume, on_step
     )
     del frames
-    size = _write(out, plan, piped, compression)
-    times["compress"] = time.perf_counter() - t0
-    times.update({f"compress.{k}": v for k, v in piped.phases.items()})
+    with _staged(out) as written:
+        size = _write(written, plan, piped, compression)
+        times["compress"] = time.perf_counter() - t0
+        times.update({f"compress.{k}": v for k, v in piped.phases.items()})
 
-    t0 = time.perf_counter()
-    decoded = decode_frames(out, device=opts.device)
-    times["decode"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        decoded = decode_frames(written, device=opts.device)
+        times["decode"] = time.perf_counter() - t0
     metrics = compute_metrics(reference, decoded, info.colour)
     if checkpointer is not None:
         checkpointer.remove()
@@ -671,6 +677,21 @@ def _rd_meta(opts: EncodeOptions, lam: float, proxy_bits: float, factor: float) 
         "rd_proxy_bits": round(proxy_bits),
         "rd_step_factor": round(factor, 6),
     }
+
+
+@contextlib.contextmanager
+def _staged(out: str) -> Iterator[str]:
+    """Where to write the file: ``out`` itself, or for a device or FIFO (``-o /dev/null``) a
+    temporary file that the encoder verifies and then streams into ``out``, which cannot be
+    read back."""
+    if not is_stream_target(out):
+        yield out
+        return
+    with tempfile.TemporaryDirectory(prefix="nvc-") as folder:
+        staged = os.path.join(folder, "out.nvc")
+        yield staged
+        with open(staged, "rb") as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst)
 
 
 def _write(

@@ -5,7 +5,7 @@ from nvcodec.io.colour import ColourSpec, rgb_to_yuv420, yuv420_to_rgb
 from nvcodec.io.frames import Yuv420Frames
 from nvcodec.io.metrics import QualityMetrics, compute_metrics, ms_ssim_window, psnr_from_mse
 from nvcodec.io.video import VideoInfo, read_video
-from nvcodec.io.writers import FrameWriter, check_output, open_writer
+from nvcodec.io.writers import FrameWriter, check_output, is_stream_target, open_writer
 
 __all__ = [
     "ColourSpec",
@@ -15,6 +15,7 @@ __all__ = [
     "Yuv420Frames",
     "check_output",
     "compute_metrics",
+    "is_stream_target",
     "ms_ssim_window",
     "open_writer",
     "psnr_from_mse",

@@ -3,8 +3,15 @@
 Every file output is atomic: frames go to a temporary file in the destination folder, which
 replaces the destination only when the ``with`` block ends normally. An exception deletes the
 temporary file (and, for PNG sequences, every PNG written so far), so a failed run never leaves
-a half-written output behind. :func:`check_output` runs the cheap checks up front, before any
+a half-written output behind. Without ``overwrite`` the temporary file is hard-linked into place,
+which fails if the destination appeared meanwhile (two decodes to one new name: the second is
+refused, not silently replaced). :func:`check_output` runs the cheap checks up front, before any
 expensive work.
+
+An existing character device or FIFO (``/dev/null``, a named pipe) is written into as a stream
+of Y4M, never replaced by a regular file, whatever its suffix (``.mp4``/``.mkv`` need a seekable
+file and are refused there). Streams are written completely or fail: a reader that goes away
+(``| head``) raises :class:`BrokenPipeError` instead of a short write passing as success.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import sys
 import tempfile
 from fractions import Fraction
@@ -25,9 +33,9 @@ from nvcodec.errors import OutputError
 from nvcodec.io.colour import ColourSpec, yuv420_to_rgb
 from nvcodec.io.frames import Yuv420Frames
 
-__all__ = ["FrameWriter", "check_output", "open_writer"]
+__all__ = ["FrameWriter", "check_output", "is_stream_target", "open_writer"]
 
-Kind = Literal["stdout", "y4m", "video", "png"]
+Kind = Literal["stdout", "stream", "y4m", "video", "png"]
 
 _ACCEPTED = (
     "'-' (Y4M to stdout), NAME.y4m, NAME.mp4, NAME.mkv, or a PNG pattern like frames/%05d.png"
@@ -52,10 +60,23 @@ class FrameWriter(Protocol):
     ) -> None: ...
 
 
+def is_stream_target(output: str) -> bool:
+    """An existing character device or FIFO: written into, never replaced."""
+    try:
+        mode = os.stat(output).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
 def _kind(output: str) -> Kind:
     if output == "-":
         return "stdout"
     lower = output.lower()
+    if is_stream_target(output):
+        if lower.endswith((".mp4", ".mkv")):
+            raise OutputError(f"{output}: is a pipe or device; only Y4M can be streamed into it")
+        return "stream"
     if lower.endswith(".y4m"):
         return "y4m"
     if lower.endswith((".mp4", ".mkv")):
@@ -93,7 +114,7 @@ def check_output(output: str, *, overwrite: bool) -> None:
     output does not exist unless ``overwrite``. Raises :class:`OutputError`.
     """
     kind = _kind(output)
-    if kind == "stdout":
+    if kind in ("stdout", "stream"):
         return
     if kind == "png":
         _check_pattern(output)
@@ -132,9 +153,37 @@ def _temp_path(output: str, suffix: str) -> str:
     return tmp
 
 
-def _commit(tmp: str, output: str) -> None:
+def _commit(tmp: str, output: str, overwrite: bool) -> None:
+    """Move ``tmp`` into place; without ``overwrite`` by a hard link, which fails atomically if
+    ``output`` appeared since :func:`check_output` (falls back to check-then-rename where the
+    file system has no hard links)."""
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-    os.replace(tmp, output)
+    if overwrite:
+        os.replace(tmp, output)
+        return
+    try:
+        os.link(tmp, output)
+    except FileExistsError:
+        _discard(tmp)
+        raise OutputError(f"{output}: exists (use -y to overwrite)") from None
+    except OSError:
+        if os.path.lexists(output):
+            _discard(tmp)
+            raise OutputError(f"{output}: exists (use -y to overwrite)") from None
+        os.replace(tmp, output)
+    else:
+        _discard(tmp)
+
+
+def _write_all(stream: BinaryIO, data: bytes) -> None:
+    """Write every byte: a buffered write to a pipe may return short when the reader leaves;
+    the next write then raises :class:`BrokenPipeError`."""
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        if not written:
+            raise BrokenPipeError(32, "the output stream accepts no more data")
+        view = view[written:]
 
 
 def _discard(path: str) -> None:
@@ -217,11 +266,11 @@ class _Y4mStreamWriter(_BaseWriter):
     ) -> None:
         super().__init__("-", width, height)
         self._stream = stream
-        self._stream.write(_y4m_header(width, height, fps, colour))
+        _write_all(self._stream, _y4m_header(width, height, fps, colour))
 
     def write(self, frames: Yuv420Frames) -> None:
         self._check(frames)
-        self._stream.write(_y4m_frames(frames))
+        _write_all(self._stream, _y4m_frames(frames))
 
     def _commit(self) -> None:
         self._stream.flush()
@@ -231,13 +280,46 @@ class _Y4mStreamWriter(_BaseWriter):
             self._stream.flush()
 
 
-class _Y4mFileWriter(_BaseWriter):
-    """Y4M file, written to a temporary file and renamed into place."""
+class _Y4mIntoFileWriter(_Y4mStreamWriter):
+    """Y4M streamed into an existing device or FIFO, which is closed at the end."""
 
     def __init__(
         self, output: str, width: int, height: int, fps: Fraction, colour: ColourSpec
     ) -> None:
+        try:
+            target = open(output, "wb")  # noqa: SIM115 - closed in commit/abort
+        except OSError as exc:
+            raise OutputError(f"{output}: cannot write ({exc.strerror or exc})") from None
+        super().__init__(target, width, height, fps, colour)
+        self.output = output
+
+    def _commit(self) -> None:
+        try:
+            super()._commit()
+        finally:
+            with contextlib.suppress(OSError):
+                self._stream.close()
+
+    def _abort(self) -> None:
+        super()._abort()
+        with contextlib.suppress(OSError):
+            self._stream.close()
+
+
+class _Y4mFileWriter(_BaseWriter):
+    """Y4M file, written to a temporary file and renamed into place."""
+
+    def __init__(
+        self,
+        output: str,
+        width: int,
+        height: int,
+        fps: Fraction,
+        colour: ColourSpec,
+        overwrite: bool,
+    ) -> None:
         super().__init__(output, width, height)
+        self._overwrite = overwrite
         self._tmp = _temp_path(output, ".y4m")
         try:
             self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
@@ -255,7 +337,7 @@ class _Y4mFileWriter(_BaseWriter):
 
     def _commit(self) -> None:
         self._file.close()
-        _commit(self._tmp, self.output)
+        _commit(self._tmp, self.output, self._overwrite)
 
     def _abort(self) -> None:
         self._file.close()
@@ -266,7 +348,13 @@ class _H264Writer(_BaseWriter):
     """H.264 (libx264, CRF 12, yuv420p) in MP4 or Matroska, via a temporary file."""
 
     def __init__(
-        self, output: str, width: int, height: int, fps: Fraction, colour: ColourSpec
+        self,
+        output: str,
+        width: int,
+        height: int,
+        fps: Fraction,
+        colour: ColourSpec,
+        overwrite: bool,
     ) -> None:
         if width % 2 or height % 2:
             raise OutputError(
@@ -274,6 +362,7 @@ class _H264Writer(_BaseWriter):
                 f"(got {width}x{height}); use .y4m or .png"
             )
         super().__init__(output, width, height)
+        self._overwrite = overwrite
         suffix = os.path.splitext(output)[1].lower()
         fmt = "mp4" if suffix == ".mp4" else "matroska"
         self._colour = colour
@@ -320,7 +409,7 @@ class _H264Writer(_BaseWriter):
     def _commit(self) -> None:
         self._mux(self._stream.encode(None))
         self._container.close()
-        _commit(self._tmp, self.output)
+        _commit(self._tmp, self.output, self._overwrite)
 
     def _abort(self) -> None:
         with contextlib.suppress(av.FFmpegError, OSError):
@@ -371,7 +460,9 @@ class _PngWriter(_BaseWriter):
             try:
                 with open(tmp, "wb") as f:
                     f.write(data)
-                _commit(tmp, path)
+                _commit(tmp, path, self._overwrite)
+            except OutputError:
+                raise
             except OSError as exc:
                 _discard(tmp)
                 raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
@@ -410,8 +501,10 @@ def open_writer(
         return _Y4mStreamWriter(
             stdout if stdout is not None else sys.stdout.buffer, width, height, fps, colour
         )
+    if kind == "stream":
+        return _Y4mIntoFileWriter(output, width, height, fps, colour)
     if kind == "y4m":
-        return _Y4mFileWriter(output, width, height, fps, colour)
+        return _Y4mFileWriter(output, width, height, fps, colour, overwrite)
     if kind == "video":
-        return _H264Writer(output, width, height, fps, colour)
+        return _H264Writer(output, width, height, fps, colour, overwrite)
     return _PngWriter(output, width, height, colour, overwrite, first_number)

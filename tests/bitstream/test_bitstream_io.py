@@ -140,3 +140,19 @@ def test_read_bad_file_names_it(tmp_path: Path) -> None:
     path.write_bytes(b"hello world, this is not a video")
     with pytest.raises(bs.NotAnNvcFileError, match=r"notes\.txt: not an \.nvc file"):
         bs.read_file(path)
+
+
+def test_a_fifo_or_device_is_written_into_not_replaced(tmp_path: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "pipe.nvc"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    n = bs.write_file(fifo, SECTIONS, overwrite=False)  # nothing exists to be overwritten
+    reader.join(timeout=10)
+    assert len(received[0]) == n
+    assert not fifo.is_file()
+    assert bs.write_file(os.devnull, SECTIONS) == n
+    assert not os.path.isfile(os.devnull)

@@ -351,3 +351,68 @@ def test_dry_run_splits_the_budget_by_stage(tmp_path, chaplin):
     assert parts[:2] == ["stem", "blocks.0"]
     assert parts[-1] == "head"
     assert len([p for p in parts if p.startswith("blocks.")]) >= 3
+
+
+# --- outputs that are not regular files, readers that leave, signals ------------------------------
+
+
+def test_decode_into_a_device_leaves_it_a_device(small_encode):
+    path, _ = small_encode
+    result = run("decode", str(path), "-o", os.devnull)  # nothing is replaced: no -y needed
+    assert result.exit_code == 0, result.output
+    assert not os.path.isfile(os.devnull)
+
+
+def test_a_reader_that_leaves_early_is_a_failure(small_encode):
+    """`nvc decode -o - | head -c 100`: the short write is not success (exit status ≠ 0)."""
+    path, _ = small_encode
+    proc = subprocess.Popen(
+        [*NVC, "decode", str(path), "-o", "-", "--fps", "4x", "--device", "cpu"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.read(100).startswith(b"YUV4MPEG2")
+    proc.stdout.close()  # 32 frames of 96×72 (330 kB) do not fit in the pipe
+    assert proc.wait(timeout=120) != 0
+    assert b"decoded" not in proc.stderr.read()
+
+
+def test_sigterm_cleans_up_and_exits_with_128_plus_the_signal(tmp_path):
+    import signal
+    from fractions import Fraction
+
+    from cli.errors import friendly_errors
+    from nvcodec.io import ColourSpec, Yuv420Frames, open_writer
+
+    chroma = np.zeros((2, 3, 4), np.uint8)
+    frames = Yuv420Frames(np.zeros((2, 6, 8), np.uint8), chroma, chroma)
+
+    @friendly_errors
+    def job() -> None:
+        out = str(tmp_path / "x.y4m")
+        with open_writer(out, width=8, height=6, fps=Fraction(25), colour=ColourSpec()) as w:
+            w.write(frames)
+            os.kill(os.getpid(), signal.SIGTERM)
+            w.write(frames)
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            job()
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGHUP, before[1])
+    assert exited.value.code == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []  # the .part file is gone
+
+
+def test_encode_into_a_device_verifies_then_streams(chaplin):
+    result = run(
+        "encode", str(chaplin), "-o", os.devnull, "--model", "nerv", "--size", "10k",
+        "--epochs", "1", "--frames", "0:3", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "quality, decoded from the file" in result.output
+    assert not os.path.isfile(os.devnull)

@@ -216,3 +216,94 @@ def test_output_is_a_directory(tmp_path: Path) -> None:
     (tmp_path / "d.y4m").mkdir()
     with pytest.raises(OutputError, match="directory"):
         check_output(str(tmp_path / "d.y4m"), overwrite=True)
+
+
+# --- special targets, races, short writes ---------------------------------------------------------
+
+
+def _open(output: str, overwrite: bool = False):
+    return open_writer(
+        output, width=8, height=6, fps=Fraction(25), colour=ColourSpec(), overwrite=overwrite
+    )
+
+
+@pytest.mark.parametrize("name", ["out.y4m", "out.mp4"])
+def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path: Path, name: str) -> None:
+    """The no-overwrite check is atomic: a file created after the writer opened survives."""
+    output = tmp_path / name
+    writer = _open(str(output))
+    writer.write(_random(2, 6, 8))
+    output.write_bytes(b"the other decode")
+    with pytest.raises(OutputError, match="exists"):
+        writer.__exit__(None, None, None)
+    assert output.read_bytes() == b"the other decode"
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file left
+
+
+def test_a_png_that_appears_after_its_check_is_not_replaced(tmp_path, monkeypatch) -> None:
+    output = tmp_path / "%03d.png"
+    with _open(str(output)) as writer:
+        (tmp_path / "000.png").write_bytes(b"the other decode")
+        monkeypatch.setattr(os.path, "lexists", lambda _: False)  # as if it came after the check
+        with pytest.raises(OutputError, match="exists"):
+            writer.write(_random(1, 6, 8))
+    assert (tmp_path / "000.png").read_bytes() == b"the other decode"
+    assert [p.name for p in tmp_path.iterdir()] == ["000.png"]
+
+
+def test_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    frames = _random(3, 6, 8)
+    with _open(str(fifo)) as writer:  # no -y needed: nothing is replaced
+        writer.write(frames)
+    reader.join(timeout=10)
+    assert received[0].startswith(b"YUV4MPEG2 W8 H6")
+    assert received[0].count(b"FRAME\n") == 3
+    assert os.path.exists(fifo)
+    assert not os.path.isfile(fifo)
+
+
+def test_device_is_written_into_not_replaced() -> None:
+    with _open(os.devnull, overwrite=True) as writer:
+        writer.write(_random(2, 6, 8))
+    assert not os.path.isfile(os.devnull)
+
+
+def test_a_pipe_takes_only_y4m(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.mkv"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="only Y4M"):
+        check_output(str(fifo), overwrite=True)
+
+
+class _ShortWrites(io.RawIOBase):
+    """A pipe whose reader has gone: the first write is short, the next ones fail."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self.calls += 1
+        if self.calls == 1:
+            return min(len(data), 10)
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_short_write_to_a_stream_is_an_error() -> None:
+    stream = io.BufferedWriter(_ShortWrites(), buffer_size=16)
+    with (
+        pytest.raises(BrokenPipeError),
+        open_writer(
+            "-", width=8, height=6, fps=Fraction(25), colour=ColourSpec(), stdout=stream
+        ) as writer,
+    ):
+        writer.write(_random(4, 6, 8))

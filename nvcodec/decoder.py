@@ -21,7 +21,7 @@ from torch import nn
 
 from bitstream import MalformedFileError
 from nvcodec.compression import decode_tensors
-from nvcodec.device import resolve_device
+from nvcodec.device import full_fp32, resolve_device
 from nvcodec.errors import ConfigError
 from nvcodec.fileformat import NvcFile, naming_file, read_nvc
 from nvcodec.io import Yuv420Frames, check_output, open_writer, rgb_to_yuv420
@@ -100,7 +100,8 @@ def render(loaded: LoadedModel, positions: Sequence[float]) -> Iterator[Yuv420Fr
     with torch.inference_mode():
         for start in range(0, len(positions), batch):
             t = torch.tensor(positions[start : start + batch], dtype=torch.float32)
-            rgb = loaded.model(t.to(loaded.device))
+            with full_fp32():  # per call: the caller's settings hold between batches
+                rgb = loaded.model(t.to(loaded.device))
             if not bool(torch.isfinite(rgb).all()):
                 # clamp would turn NaN into 0: refuse instead of writing garbage as success
                 raise MalformedFileError(

@@ -1,12 +1,39 @@
-"""Choosing the compute device: ``auto`` means CUDA when present, else CPU."""
+"""Choosing the compute device (``auto`` means CUDA when present, else CPU), and the precision
+decoding runs at on it."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 
 from nvcodec.errors import ConfigError
 
-__all__ = ["resolve_device"]
+__all__ = ["full_fp32", "resolve_device"]
+
+
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """IEEE fp32 convolutions and matmuls, deterministic cuDNN algorithms, for the duration.
+
+    torch 2.13 lets cuDNN convolutions use TF32 (10-bit mantissa) by default on Ampere and later,
+    so a GPU decode could differ from a CPU decode far beyond rounding, and cuDNN's benchmark
+    mode could pick different algorithms from run to run. Decoding sets IEEE precision per call
+    (a caller's own settings are restored after, never changed at import) and uses the new
+    ``fp32_precision`` API only: mixing it with the legacy ``allow_tf32`` flags is an error. On
+    the CPU nothing changes.
+    """
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.deterministic, cudnn.benchmark)
+    cudnn.conv.fp32_precision = "ieee"
+    matmul.fp32_precision = "ieee"
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.conv.fp32_precision, matmul.fp32_precision = saved[0], saved[1]
+        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
 
 
 def resolve_device(name: str) -> torch.device:

@@ -174,3 +174,15 @@ def test_gradient_norm_clipping_before_each_step(clip: float) -> None:
         assert float(after) == pytest.approx(clip, rel=1e-3)
     else:
         assert torch.equal(after, before)
+
+
+def test_decoding_precision_is_set_per_call_and_restored() -> None:
+    from nvcodec.device import full_fp32
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.deterministic)
+    with full_fp32():
+        assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+        assert cudnn.deterministic
+        assert not cudnn.benchmark
+    assert (cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.deterministic) == before

@@ -19,16 +19,21 @@ import numpy as np
 
 from nvcodec.errors import ConfigError
 
-__all__ = ["ColourSpec", "rgb_to_yuv420", "yuv420_to_rgb"]
+__all__ = ["MATRICES", "ColourSpec", "rgb_to_yuv420", "yuv420_to_rgb"]
 
-Matrix = Literal["bt709", "bt601"]
+Matrix = Literal["bt709", "bt601", "bt2020", "smpte240m", "fcc"]
 Range = Literal["limited", "full"]
 
 # (Kr, Kb) luma coefficients of each matrix.
 _COEFFS: dict[str, tuple[float, float]] = {
     "bt709": (0.2126, 0.0722),
     "bt601": (0.299, 0.114),
+    "bt2020": (0.2627, 0.0593),  # non-constant luminance (BT.2020 NCL, BT.2100 Y'CbCr)
+    "smpte240m": (0.212, 0.087),
+    "fcc": (0.30, 0.11),
 }
+MATRICES = tuple(_COEFFS)
+"""Every YUV matrix nvcodec converts exactly; a file stores one of these names."""
 # (luma offset, luma scale, chroma scale) for 8-bit samples of each range.
 _SCALES: dict[str, tuple[float, float, float]] = {
     "limited": (16.0, 219.0, 224.0),
@@ -45,7 +50,9 @@ class ColourSpec:
 
     def __post_init__(self) -> None:
         if self.matrix not in _COEFFS:
-            raise ConfigError(f"unknown colour matrix {self.matrix!r} (expected bt709 or bt601)")
+            raise ConfigError(
+                f"unknown colour matrix {self.matrix!r} (expected one of {', '.join(MATRICES)})"
+            )
         if self.range not in _SCALES:
             raise ConfigError(f"unknown colour range {self.range!r} (expected limited or full)")
 
@@ -64,7 +71,9 @@ class ColourSpec:
         matrix = d.get("matrix", "bt709")
         range_ = d.get("range", "limited")
         if matrix not in _COEFFS:
-            raise ConfigError(f"unknown colour matrix {matrix!r} (expected bt709 or bt601)")
+            raise ConfigError(
+                f"unknown colour matrix {matrix!r} (expected one of {', '.join(MATRICES)})"
+            )
         if range_ not in _SCALES:
             raise ConfigError(f"unknown colour range {range_!r} (expected limited or full)")
         return cls(matrix=matrix, range=range_)

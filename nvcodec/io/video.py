@@ -29,8 +29,20 @@ from nvcodec.io.frames import Yuv420Frames
 
 __all__ = ["VideoInfo", "VideoInputWarning", "read_video"]
 
-# AVColorSpace values that mean the BT.601 matrix (bt470bg, smpte170m).
-_AVCOL_SPC_BT601 = (5, 6)
+# AVColorSpace → the matrix nvcodec converts with. bt470bg and smpte170m are BT.601; BT.2020
+# constant luminance (10) is not a matrix at all and is read as non-constant (with a warning).
+_MATRIX_OF_AVCOL_SPC = {1: "bt709", 4: "fcc", 5: "bt601", 6: "bt601", 7: "smpte240m", 9: "bt2020"}
+_AVCOL_SPC_UNSPECIFIED = 2
+_AVCOL_SPC_BT2020_CL = 10
+_SWS_SPACE = {
+    "bt709": Colorspace.ITU709,
+    "bt601": Colorspace.ITU601,
+    "fcc": Colorspace.FCC,
+    "smpte240m": Colorspace.SMPTE240M,
+    "bt2020": Colorspace.BT2020,
+}
+# AVColorTransferCharacteristic values of HDR transfers: SMPTE ST 2084 (PQ), ARIB STD-B67 (HLG).
+_HDR_TRANSFERS = {16: "PQ (SMPTE ST 2084)", 18: "HLG (ARIB STD-B67)"}
 _AVCOL_RANGE_JPEG = 2
 _DEFAULT_FPS = Fraction(25)
 # FFmpeg "decodes" any text file as ANSI art (the tty demuxer); that is never a real input.
@@ -50,6 +62,7 @@ class VideoInfo:
     colour: ColourSpec
     source: str
     rotation: int = 0  # display rotation in degrees the source asks players for (not applied)
+    colour_note: str = ""  # what the source's colour tags ask for that nvcodec does not do
     interlaced: bool = False  # at least one selected frame is flagged interlaced (not deinterlaced)
     variable_frame_rate: bool = False  # timestamps of selected frames are not evenly spaced
 
@@ -80,9 +93,28 @@ def _colour_of(frame: av.VideoFrame) -> ColourSpec:
     """
     if _is_rgb_like(frame):
         return ColourSpec()
-    matrix = "bt601" if int(frame.colorspace) in _AVCOL_SPC_BT601 else "bt709"
+    space = 9 if int(frame.colorspace) == _AVCOL_SPC_BT2020_CL else int(frame.colorspace)
+    matrix = _MATRIX_OF_AVCOL_SPC.get(space, "bt709")
     full = int(frame.color_range) == _AVCOL_RANGE_JPEG or frame.format.name.startswith("yuvj")
     return ColourSpec(matrix=matrix, range="full" if full else "limited")
+
+
+def _colour_note(frame: av.VideoFrame) -> str:
+    """What the frame's colour tags ask for that reading it as :func:`_colour_of` does not do."""
+    if _is_rgb_like(frame):
+        return ""
+    space, notes = int(frame.colorspace), []
+    if space == _AVCOL_SPC_BT2020_CL:
+        notes.append("BT.2020 constant-luminance YUV is read as non-constant BT.2020")
+    elif space not in _MATRIX_OF_AVCOL_SPC and space != _AVCOL_SPC_UNSPECIFIED:
+        notes.append(f"its YUV matrix (AVColorSpace {space}) is not supported: read as BT.709")
+    transfer = _HDR_TRANSFERS.get(int(frame.color_trc))
+    if transfer:
+        notes.append(
+            f"{transfer} HDR transfer: samples are kept as stored, not tone-mapped, and outputs "
+            "carry the matrix and range but not the transfer"
+        )
+    return "; ".join(notes)
 
 
 def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
@@ -105,7 +137,7 @@ def _to_yuv420p(frame: av.VideoFrame, spec: ColourSpec) -> tuple[np.ndarray, ...
     name = frame.format.name
     if name in ("yuv420p", "yuvj420p") and _colour_of(frame) == spec:
         return _plane(frame, 0), _plane(frame, 1), _plane(frame, 2)
-    space = Colorspace.ITU601 if spec.matrix == "bt601" else Colorspace.ITU709
+    space = _SWS_SPACE[spec.matrix]  # YUV → YUV: swscale changes bit depth and range only
     dst_range = ColorRange.JPEG if spec.range == "full" else ColorRange.MPEG
     if _is_rgb_like(frame):
         src_range = ColorRange.JPEG
@@ -161,6 +193,7 @@ def read_video(
 
     planes: list[tuple[np.ndarray, ...]] = []
     spec: ColourSpec | None = None
+    colour_note = ""
     seen = 0
     info_w = info_h = 0
     rotation = 0
@@ -188,7 +221,7 @@ def read_video(
                 if index < start:
                     continue
                 if spec is None:
-                    spec = _colour_of(frame)
+                    spec, colour_note = _colour_of(frame), _colour_note(frame)
                 if len(planes) >= max_frames:
                     raise InputError(
                         f"{name}: more than {max_frames} frames selected; "
@@ -230,6 +263,7 @@ def read_video(
         colour=spec,
         source=name,
         rotation=rotation,
+        colour_note=colour_note,
         interlaced=interlaced,
         variable_frame_rate=_is_variable_rate(pts),
     )
@@ -247,6 +281,8 @@ def _warn_about(info: VideoInfo) -> None:
             VideoInputWarning,
             stacklevel=3,
         )
+    if info.colour_note:
+        warnings.warn(f"{name}: {info.colour_note}", VideoInputWarning, stacklevel=3)
     if info.interlaced:
         warnings.warn(
             f"{name}: interlaced source; frames are encoded as stored (both fields woven, "

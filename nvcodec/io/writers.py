@@ -41,7 +41,8 @@ _ACCEPTED = (
     "'-' (Y4M to stdout), NAME.y4m, NAME.mp4, NAME.mkv, or a PNG pattern like frames/%05d.png"
 )
 _FIELD = re.compile(r"%0?\d*d")
-_AVCOL_SPC = {"bt709": 1, "bt601": 6}  # AVColorSpace: BT709, SMPTE170M
+# AVColorSpace: BT709, SMPTE170M, BT2020_NCL, SMPTE240M, FCC
+_AVCOL_SPC = {"bt709": 1, "bt601": 6, "bt2020": 9, "smpte240m": 7, "fcc": 4}
 _AVCOL_RANGE = {"limited": 1, "full": 2}  # AVColorRange: MPEG, JPEG
 
 

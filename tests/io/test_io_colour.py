@@ -91,7 +91,7 @@ def test_spec_dict_round_trip_and_validation() -> None:
         assert ColourSpec.from_dict(spec.to_dict()) == spec
     assert ColourSpec.from_dict({}) == ColourSpec()
     with pytest.raises(ConfigError, match="matrix"):
-        ColourSpec.from_dict({"matrix": "bt2020", "range": "full"})
+        ColourSpec.from_dict({"matrix": "ycgco", "range": "full"})
     with pytest.raises(ConfigError, match="range"):
         ColourSpec.from_dict({"matrix": "bt709", "range": "tv"})
     with pytest.raises(ConfigError, match="keys"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -225,3 +226,69 @@ def test_garbage_bytes(tmp_path: Path) -> None:
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     with pytest.raises(InputError, match=r"noise\.mp4: not a video PyAV can read"):
         read_video(path)
+
+
+def _tagged(path: Path, space: int, trc: int | None, codec: str = "ffv1") -> np.ndarray:
+    """A 2-frame yuv420p clip tagged with AVColorSpace ``space`` (and a transfer); its luma."""
+    rng = np.random.default_rng(0)
+    planes = [rng.integers(16, 235, (24, 32), dtype=np.uint8) for _ in range(2)]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv420p"
+        stream.codec_context.colorspace = space
+        if trc is not None:
+            stream.codec_context.color_trc = trc
+        for data in planes:
+            frame = av.VideoFrame.from_ndarray(data, format="yuv420p")
+            frame.colorspace = space
+            if trc is not None:
+                frame.color_trc = trc
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return np.stack([p[:16] for p in planes])
+
+
+@pytest.mark.parametrize(
+    ("space", "trc", "matrix", "warning"),
+    [
+        (9, 16, "bt2020", "PQ"),  # BT.2100 PQ: the matrix is converted, the transfer reported
+        (9, None, "bt2020", None),
+        (7, None, "smpte240m", None),
+        (4, None, "fcc", None),
+        (10, None, "bt2020", "constant-luminance"),
+        (8, 18, "bt709", "not supported"),  # YCgCo: said, not hidden
+    ],
+)
+def test_colour_tags_choose_the_matrix_or_say_why_not(tmp_path, space, trc, matrix, warning):
+    from nvcodec.io.video import VideoInputWarning
+
+    path = tmp_path / "tagged.mkv"
+    luma = _tagged(path, space, trc)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frames, info = read_video(path)
+    assert info.colour == ColourSpec(matrix, "limited")
+    np.testing.assert_array_equal(frames.y, luma)  # samples as stored
+    messages = [str(w.message) for w in caught if issubclass(w.category, VideoInputWarning)]
+    if warning is None:
+        assert messages == []
+    else:
+        assert len(messages) == 1
+        assert warning in messages[0]
+        assert str(path) in messages[0]
+
+
+@pytest.mark.parametrize("matrix", ["bt2020", "smpte240m", "fcc"])
+def test_every_matrix_converts_with_its_coefficients(matrix: str) -> None:
+    from nvcodec.io import rgb_to_yuv420, yuv420_to_rgb
+
+    spec = ColourSpec(matrix, "limited")
+    kr, kb = {"bt2020": (0.2627, 0.0593), "smpte240m": (0.212, 0.087), "fcc": (0.30, 0.11)}[matrix]
+    y = np.full((1, 2, 2), 126, np.uint8)
+    u, v = np.full((1, 1, 1), 148, np.uint8), np.full((1, 1, 1), 168, np.uint8)
+    rgb = yuv420_to_rgb(y, u, v, spec)
+    luma = (126 - 16) / 219
+    assert rgb[0, 0, 0, 0] == pytest.approx(luma + 2 * (1 - kr) * 40 / 224, abs=1e-6)
+    assert rgb[0, 0, 0, 2] == pytest.approx(luma + 2 * (1 - kb) * 20 / 224, abs=1e-6)
+    back = rgb_to_yuv420(rgb, spec)
+    assert [int(p[0, 0, 0]) for p in back] == [126, 148, 168]

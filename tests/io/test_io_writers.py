@@ -112,10 +112,13 @@ def test_h264_decodes_back(tmp_path: Path, suffix: str) -> None:
     assert os.listdir(tmp_path) == [f"out.{suffix}"]
 
 
-def test_h264_full_range_tag(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "colour",
+    [ColourSpec("bt601", "full"), ColourSpec("bt2020"), ColourSpec("smpte240m"), ColourSpec("fcc")],
+)
+def test_h264_carries_the_matrix_and_range(tmp_path: Path, colour: ColourSpec) -> None:
     frames = _random(2, 16, 16)
     out = str(tmp_path / "full.mp4")
-    colour = ColourSpec("bt601", "full")
     with open_writer(out, width=16, height=16, fps=Fraction(25), colour=colour) as writer:
         writer.write(frames)
     _, info = read_video(out)

@@ -278,6 +278,11 @@ def _run_encode(input_path: str, output: str, options: EncodeOptions, quiet: boo
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@click.option(
+    "--max-memory",
+    default=None,
+    help="Refuse files whose decoding needs more memory than this, e.g. 4G [80% of RAM].",
+)
 @friendly_errors
 def decode(
     input_path: str,
@@ -287,9 +292,11 @@ def decode(
     device: str,
     overwrite: bool,
     quiet: bool,
+    max_memory: str | None,
 ) -> None:
     """Decode IN.nvc to frames; frame rate and geometry come from the file."""
     from nvcodec import decode as run_decode
+    from nvcodec.limits import parse_bytes
     from nvcodec.ranges import parse_frame_range
 
     report = run_decode(
@@ -299,6 +306,7 @@ def decode(
         fps=fps,
         device=device,
         overwrite=overwrite,
+        max_memory=parse_bytes(max_memory) if max_memory else None,
     )
     if not quiet:
         speed = report.frames / report.seconds if report.seconds > 0 else float("inf")
@@ -313,13 +321,20 @@ def decode(
 @main.command()
 @click.argument("input_path", metavar="IN.nvc", type=click.Path(dir_okay=False))
 @click.option("--tensors/--no-tensors", default=True, help="Per-tensor table.")
+@click.option(
+    "--max-memory",
+    default=None,
+    help="Refuse files whose decoding needs more memory than this, e.g. 4G [80% of RAM].",
+)
 @friendly_errors
-def info(input_path: str, tensors: bool) -> None:
+def info(input_path: str, tensors: bool, max_memory: str | None) -> None:
     """Format version, model and config, sizes per section, bpp breakdown."""
     from cli.render import info_text
     from nvcodec import inspect
+    from nvcodec.limits import parse_bytes
 
-    click.echo(info_text(inspect(input_path), tensors=tensors))
+    limit = parse_bytes(max_memory) if max_memory else None
+    click.echo(info_text(inspect(input_path, max_memory=limit), tensors=tensors))
 
 
 @main.command()

@@ -24,12 +24,21 @@ from nvcodec.compression import decode_tensors
 from nvcodec.device import full_fp32, resolve_device
 from nvcodec.errors import ConfigError
 from nvcodec.fileformat import NvcFile, naming_file, read_nvc
-from nvcodec.io import Yuv420Frames, check_output, open_writer, rgb_to_yuv420
+from nvcodec.io import (
+    Yuv420Frames,
+    check_output,
+    is_stream_target,
+    open_writer,
+    rgb_to_yuv420,
+    y4m_bytes,
+)
+from nvcodec.limits import check_disk, check_memory, check_output_frames
 from nvcodec.models import build_model
 from nvcodec.models.budget import MAX_PARAMETERS
 from nvcodec.ranges import (
     FrameRange,
     first_output_index,
+    output_count,
     output_positions,
     parse_fps,
     resolve_range,
@@ -63,16 +72,32 @@ class DecodeReport:
     device: str
 
 
-def load_model(path: str | os.PathLike[str], device: str = "auto") -> LoadedModel:
-    """Parse ``path`` and rebuild its network from the file alone."""
+def checked_skeleton(
+    nvc: NvcFile, name: str, max_memory: int | None, *, activations: bool = True
+) -> list[tuple[str, nn.Parameter]]:
+    """The model's parameters on the meta device, after the decoder's limits (the file's format
+    limits, then the memory decoding needs: :mod:`nvcodec.limits`); nothing real is allocated."""
+    per_frame = nvc.config.activation_elements()
+    if per_frame > MAX_ACTIVATION:
+        raise MalformedFileError(f"{name}: model activations exceed the decoder's limit")
+    named = list(build_model(nvc.config, device="meta").named_parameters())
+    parameters = sum(p.numel() for _, p in named)
+    if parameters > MAX_PARAMETERS:
+        raise MalformedFileError(f"{name}: model has more than {MAX_PARAMETERS:,} parameters")
+    check_memory(name, parameters, per_frame if activations else 0, max_memory)
+    return named
+
+
+def load_model(
+    path: str | os.PathLike[str], device: str = "auto", max_memory: int | None = None
+) -> LoadedModel:
+    """Parse ``path`` and rebuild its network from the file alone.
+
+    ``max_memory``: bytes decoding may use (default: 80 % of physical memory); a file that needs
+    more is refused before anything is allocated."""
     name = os.fspath(path)
     nvc = read_nvc(path)
-    if nvc.config.activation_elements() > MAX_ACTIVATION:
-        raise MalformedFileError(f"{name}: model activations exceed the decoder's limit")
-    skeleton = build_model(nvc.config, device="meta")
-    named = list(skeleton.named_parameters())
-    if sum(p.numel() for _, p in named) > MAX_PARAMETERS:
-        raise MalformedFileError(f"{name}: model has more than {MAX_PARAMETERS:,} parameters")
+    named = checked_skeleton(nvc, name, max_memory)
     with naming_file(name):
         shapes = [tuple(p.shape) for _, p in named]
         tensors = decode_tensors(nvc.tensor_table, nvc.tensor_data, shapes)
@@ -115,10 +140,13 @@ def render(loaded: LoadedModel, positions: Sequence[float]) -> Iterator[Yuv420Fr
 
 
 def decode_frames(
-    path: str | os.PathLike[str], frames: FrameRange | None = None, device: str = "auto"
+    path: str | os.PathLike[str],
+    frames: FrameRange | None = None,
+    device: str = "auto",
+    max_memory: int | None = None,
 ) -> Yuv420Frames:
     """All requested frames in memory (for verification and tests; use :func:`decode` to stream)."""
-    loaded = load_model(path, device)
+    loaded = load_model(path, device, max_memory)
     start, stop = resolve_range(frames, loaded.nvc.video.frame_count, loaded.name)
     return Yuv420Frames.concatenate(list(render(loaded, [float(i) for i in range(start, stop)])))
 
@@ -132,6 +160,7 @@ def decode(
     device: str = "auto",
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    max_memory: int | None = None,
 ) -> DecodeReport:
     """Decode ``path`` to ``output`` (``.y4m``, ``.mp4``/``.mkv``, ``DIR/%05d.png`` or ``-``).
 
@@ -141,7 +170,7 @@ def decode(
     """
     begin = time.perf_counter()
     check_output(output, overwrite=overwrite)
-    loaded = load_model(path, device)
+    loaded = load_model(path, device, max_memory)
     video = loaded.nvc.video
     start, stop = resolve_range(frames, video.frame_count, loaded.name)
     rate = video.fps
@@ -154,8 +183,11 @@ def decode(
                 f"{loaded.name}: model {loaded.nvc.model_id} stores one embedding per frame and "
                 "cannot render frames between them; --fps is unavailable for it"
             )
+        check_output_frames(output_count(start, stop, video.fps, rate), loaded.name)
         positions = output_positions(start, stop, video.fps, rate, video.frame_count)
         first_number = first_output_index(start, video.fps, rate)
+    if output.lower().endswith(".y4m") and not is_stream_target(output):
+        check_disk(output, y4m_bytes(len(positions), video.width, video.height))
     done = 0
     with open_writer(
         output,

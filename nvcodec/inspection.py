@@ -14,8 +14,8 @@ from typing import Any
 
 from bitstream import SectionType
 from nvcodec.compression import tensor_costs
+from nvcodec.decoder import checked_skeleton
 from nvcodec.fileformat import naming_file, read_nvc
-from nvcodec.models import build_model
 
 __all__ = ["FileInfo", "GroupInfo", "TensorInfo", "group_of", "inspect"]
 
@@ -108,11 +108,13 @@ class FileInfo:
         return {name: 8 * n / self.pixels for name, n in self.sections.items()}
 
 
-def inspect(path: str | os.PathLike[str]) -> FileInfo:
+def inspect(path: str | os.PathLike[str], max_memory: int | None = None) -> FileInfo:
+    """What is in the file, with the decoder's limits: decoding the tensors to count their costs
+    needs the parameters' memory (not the activations'), checked before anything is allocated."""
     nvc = read_nvc(path)
     assert nvc.container is not None
-    skeleton = build_model(nvc.config, device="meta")
-    named = [(n, tuple(p.shape)) for n, p in skeleton.named_parameters()]
+    checked = checked_skeleton(nvc, os.fspath(path), max_memory, activations=False)
+    named = [(n, tuple(p.shape)) for n, p in checked]
     with naming_file(os.fspath(path)):
         rows = tensor_costs(nvc.tensor_table, nvc.tensor_data, [shape for _, shape in named])
     tensors = tuple(

@@ -10,6 +10,7 @@ from nvcodec.errors import ConfigError
 __all__ = [
     "FrameRange",
     "first_output_index",
+    "output_count",
     "output_positions",
     "parse_fps",
     "parse_frame_range",
@@ -17,6 +18,7 @@ __all__ = [
 ]
 
 MAX_OUTPUT_FPS = 1000
+MIN_OUTPUT_FPS = Fraction(1, 100)
 
 FrameRange = tuple[int, int | None]
 """Half-open ``(start, stop)`` in frame indices; ``stop=None`` means to the end."""
@@ -59,8 +61,11 @@ def parse_fps(text: str, source: Fraction) -> Fraction:
         rate = source * Fraction(s[:-1]) if s.endswith("x") else Fraction(s)
     except (ValueError, ZeroDivisionError):
         raise ConfigError(f"fps {text!r}: expected a rate like 48 or 30000/1001, or 2x") from None
-    if not 0 < rate <= MAX_OUTPUT_FPS:
-        raise ConfigError(f"fps {text!r}: the output rate must be in (0, {MAX_OUTPUT_FPS}]")
+    if not MIN_OUTPUT_FPS <= rate <= MAX_OUTPUT_FPS:
+        raise ConfigError(
+            f"fps {text!r}: the output rate must be in [{float(MIN_OUTPUT_FPS):g}, "
+            f"{MAX_OUTPUT_FPS}] frames per second"
+        )
     return rate.limit_denominator(1_000_000)
 
 
@@ -68,6 +73,12 @@ def first_output_index(start: int, source: Fraction, output: Fraction) -> int:
     """Index, in the whole clip's output, of the first output frame at or after source frame
     ``start`` (output frame ``k`` sits at source position ``k·source/output``)."""
     return math.ceil(Fraction(start) * output / source)
+
+
+def output_count(start: int, stop: int, source: Fraction, output: Fraction) -> int:
+    """How many frames :func:`output_positions` returns, without building them."""
+    step = Fraction(source) / Fraction(output)
+    return max(0, math.ceil(Fraction(stop) / step) - first_output_index(start, source, output))
 
 
 def output_positions(

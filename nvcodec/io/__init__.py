@@ -5,7 +5,13 @@ from nvcodec.io.colour import ColourSpec, rgb_to_yuv420, yuv420_to_rgb
 from nvcodec.io.frames import Yuv420Frames
 from nvcodec.io.metrics import QualityMetrics, compute_metrics, ms_ssim_window, psnr_from_mse
 from nvcodec.io.video import VideoInfo, read_video
-from nvcodec.io.writers import FrameWriter, check_output, is_stream_target, open_writer
+from nvcodec.io.writers import (
+    FrameWriter,
+    check_output,
+    is_stream_target,
+    open_writer,
+    y4m_bytes,
+)
 
 __all__ = [
     "ColourSpec",
@@ -21,5 +27,6 @@ __all__ = [
     "psnr_from_mse",
     "read_video",
     "rgb_to_yuv420",
+    "y4m_bytes",
     "yuv420_to_rgb",
 ]

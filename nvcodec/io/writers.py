@@ -33,7 +33,7 @@ from nvcodec.errors import OutputError
 from nvcodec.io.colour import ColourSpec, yuv420_to_rgb
 from nvcodec.io.frames import Yuv420Frames
 
-__all__ = ["FrameWriter", "check_output", "is_stream_target", "open_writer"]
+__all__ = ["FrameWriter", "check_output", "is_stream_target", "open_writer", "y4m_bytes"]
 
 Kind = Literal["stdout", "stream", "y4m", "video", "png"]
 
@@ -91,6 +91,11 @@ def _kind(output: str) -> Kind:
     raise OutputError(f"{output}: unknown output kind; use {_ACCEPTED}")
 
 
+MAX_FIELD_WIDTH = 16
+"""Widest frame-number field of a PNG pattern (``%016d``): Python would otherwise pad a name to
+any width the pattern asks for (``%0999999999d``: gigabytes per name)."""
+
+
 def _check_pattern(output: str) -> None:
     """Exactly one printf integer field (``%d``, ``%05d``); ``%%`` is a literal percent."""
     rest = output.replace("%%", "")
@@ -98,6 +103,11 @@ def _check_pattern(output: str) -> None:
     if len(fields) != 1 or "%" in _FIELD.sub("", rest):
         raise OutputError(
             f"{output}: a PNG pattern needs exactly one frame-number field like %05d or %d"
+        )
+    digits = fields[0][1:-1].lstrip("0")
+    if len(digits) > 2 or int(digits or 0) > MAX_FIELD_WIDTH:
+        raise OutputError(
+            f"{output}: the frame-number field may be at most {MAX_FIELD_WIDTH} digits wide"
         )
 
 
@@ -247,6 +257,12 @@ def _y4m_header(width: int, height: int, fps: Fraction, colour: ColourSpec) -> b
         f"YUV4MPEG2 W{width} H{height} F{fps.numerator}:{fps.denominator} Ip A1:1 "
         f"C420jpeg XYSCSS=420JPEG XCOLORRANGE={rng}\n"
     ).encode("ascii")
+
+
+def y4m_bytes(count: int, width: int, height: int) -> int:
+    """Size of a Y4M file of ``count`` frames (the header line counted generously)."""
+    frame = len(b"FRAME\n") + width * height + 2 * ((width + 1) // 2) * ((height + 1) // 2)
+    return 256 + count * frame
 
 
 def _y4m_frames(frames: Yuv420Frames) -> bytes:

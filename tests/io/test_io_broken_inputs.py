@@ -137,6 +137,19 @@ def test_zero_frame_clip_is_refused_before_training(tmp_path, monkeypatch, name,
     _refused_before_training(monkeypatch, source, tmp_path / "o.nvc", match)
 
 
+def test_mp4_without_its_moov_box_is_refused_before_training(tmp_path, monkeypatch):
+    """An MP4 whose index (the moov box) is gone has samples nothing can find: refused at once.
+    (A moov that was only renamed, e.g. to 'free', is found by FFmpeg and decodes in full.)"""
+    import struct
+
+    whole = _write(tmp_path / "whole.mp4", 4).read_bytes()
+    at = whole.find(b"moov") - 4
+    (size,) = struct.unpack(">I", whole[at : at + 4])
+    source = tmp_path / "no-moov.mp4"
+    source.write_bytes(whole[:at] + whole[at + size :])
+    _refused_before_training(monkeypatch, source, tmp_path / "o.nvc", "not a video PyAV can read")
+
+
 def test_truncated_clip_keeps_the_frames_before_the_cut(tmp_path):
     """An interrupted copy: the complete frames before the cut are used (intra-only codec)."""
     whole = _write(tmp_path / "whole.mkv", 8, codec="ffv1").read_bytes()

@@ -3,6 +3,7 @@ each command imports nvcodec (and torch) when it runs."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,9 @@ import click
 from cli.errors import friendly_errors
 
 if TYPE_CHECKING:
+    from cli.render import TrainingProgress
     from nvcodec import EncodeOptions
+    from nvcodec.encoder import EncodePlan
 
 
 def _parse_lambda(text: str | None) -> float | str | None:
@@ -235,12 +238,19 @@ def encode(
     _run_encode(input_path, output, options, quiet)
 
 
+def _announce_plan(progress: TrainingProgress, plan: EncodePlan) -> None:
+    """The plan line before training, and each phase's weight for the whole encode's ETA."""
+    from nvcodec.planning import phase_costs, plan_line
+
+    click.echo(plan_line(plan), err=True)
+    progress.set_plan(phase_costs(plan))
+
+
 def _run_encode(input_path: str, output: str, options: EncodeOptions, quiet: bool) -> None:
     """The encode with its plan line, progress bars and summary; an interrupt with a
     checkpoint folder says how to resume."""
     from cli.render import TrainingProgress, encode_summary
     from nvcodec import encode as run_encode
-    from nvcodec.planning import plan_line
 
     try:
         with TrainingProgress(disable=quiet) as progress:
@@ -250,7 +260,7 @@ def _run_encode(input_path: str, output: str, options: EncodeOptions, quiet: boo
                 options,
                 progress=progress.update,
                 on_step=progress.step,
-                on_plan=lambda plan: click.echo(plan_line(plan), err=True),
+                on_plan=functools.partial(_announce_plan, progress),
             )
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (cli.errors.Terminated)
         if options.checkpoint_dir:

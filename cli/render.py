@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 class TrainingProgress:
     """One tqdm bar per phase over its optimiser steps (so it moves, with an ETA, within
     seconds even when an epoch takes minutes), showing the epoch, loss and PSNR as each epoch
-    ends; closed on exit."""
+    ends, and, once :meth:`set_plan` gave every phase's weight, the whole encode's ETA (all
+    phases; tqdm's own ETA is the phase's); closed on exit."""
 
     PHASES: ClassVar[dict[str, str]] = {
         "train": "training",
@@ -34,6 +36,23 @@ class TrainingProgress:
         self._disable = disable
         self._bar: Any = None
         self._phase = ""
+        self._costs: dict[str, float] = {}
+        self._finished = 0.0  # work of the phases before the current one, in training steps
+        self._started: float | None = None
+        self._postfix: dict[str, str] = {}
+
+    def set_plan(self, costs: dict[str, float]) -> None:
+        """Every phase's work in training steps (:func:`nvcodec.planning.phase_costs`)."""
+        self._costs = dict(costs)
+
+    def _encode_eta(self, phase: str, done: int, total: int) -> str | None:
+        """Time left for the whole encode: the work still to do at the pace so far."""
+        if phase not in self._costs or self._started is None or done == 0:
+            return None
+        now = self._costs[phase] * done / max(total, 1) + self._finished
+        elapsed = time.perf_counter() - self._started
+        left = elapsed * (sum(self._costs.values()) - now) / max(now, 1e-9)
+        return _clock(max(left, 0.0))
 
     def __enter__(self) -> TrainingProgress:
         return self
@@ -42,6 +61,8 @@ class TrainingProgress:
         if self._bar is not None and phase != self._phase:
             self._bar.close()  # each phase (training, fine-tunes, RD) has its own bar
             self._bar = None
+            self._finished += self._costs.get(self._phase, 0.0)
+            self._postfix = {}
         if self._bar is None:
             from tqdm import tqdm
 
@@ -54,7 +75,13 @@ class TrainingProgress:
         """Optimiser steps of ``phase``: ``done`` of ``total``."""
         if self._disable:
             return
+        if self._started is None:
+            self._started = time.perf_counter()
         bar = self._bar_for(phase, total, "step")
+        eta = self._encode_eta(phase, done, total)
+        if eta is not None:
+            self._postfix["encode ETA"] = eta
+            bar.set_postfix(self._postfix, refresh=False)
         bar.update(done - bar.n)
 
     def update(self, stats: EpochStats) -> None:
@@ -62,12 +89,12 @@ class TrainingProgress:
         if self._disable:
             return
         bar = self._bar_for(stats.phase, stats.epochs, "epoch")
-        bar.set_postfix(
+        self._postfix.update(
             epoch=f"{stats.epoch}/{stats.epochs}",
             loss=f"{stats.loss:.5f}",
             psnr=f"{stats.psnr:.2f}dB",
-            refresh=False,
         )
+        bar.set_postfix(self._postfix, refresh=False)
         if bar.unit == "epoch":
             bar.update(stats.epoch - bar.n)
         else:
@@ -78,6 +105,23 @@ class TrainingProgress:
     ) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def _sub_phases(seconds: dict[str, float], phase: str) -> str:
+    """`` [rd 12.0, entropy 0.4]``: the parts of a phase that took a measurable time."""
+    parts = [
+        f"{key.split('.', 1)[1]} {value:.1f}"
+        for key, value in seconds.items()
+        if key.startswith(f"{phase}.") and value >= 0.05
+    ]
+    return f" [{', '.join(parts)}]" if parts else ""
+
+
+def _clock(seconds: float) -> str:
+    """``1:02:03`` or ``2:03``, as tqdm shows its own times."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _db(x: float) -> str:
@@ -110,8 +154,8 @@ def encode_summary(r: EncodeReport) -> str:
             f"float model before quantisation {_db(r.train_psnr)} dB RGB",
             *([compression] if compression else []),
             f"time: encode {s['total']:.1f} s (read {s['read']:.1f}, train {s['train']:.1f}, "
-            f"compress {s['compress']:.2f}, decode+verify {s['decode']:.2f}); "
-            f"decode {decode_fps:.1f} fps",
+            f"compress {s['compress']:.2f}{_sub_phases(s, 'compress')}, "
+            f"decode+verify {s['decode']:.2f}); decode {decode_fps:.1f} fps",
         ]
     )
 

@@ -17,9 +17,10 @@ import torch
 
 from nvcodec.encoder import EncodeOptions, EncodePlan, plan_encode
 from nvcodec.models import build_model, count_parameters
+from nvcodec.pipeline import RDSettings
 from nvcodec.training.loop import make_optimizer, steps_per_epoch, train_epoch
 
-__all__ = ["RD_EPOCH_COST", "PlanSummary", "describe", "plan_line", "summarize"]
+__all__ = ["RD_EPOCH_COST", "PlanSummary", "describe", "phase_costs", "plan_line", "summarize"]
 
 RD_EPOCH_COST = 3.0
 """An RD epoch's time over a training epoch's (measured ≈3× on DS-NeRV, issue #11)."""
@@ -154,6 +155,25 @@ def describe(s: PlanSummary) -> str:
             "shorter: --preset fast, a smaller --size, fewer frames (--frames A:B), or a GPU"
         )
     return "\n".join(lines)
+
+
+def phase_costs(plan: EncodePlan) -> dict[str, float]:
+    """Each progress phase's share of the encode's work, in training steps: what the progress
+    bars weigh phases by for the whole encode's ETA (keys as ``encode(on_step=...)`` names them;
+    RD epochs count :data:`RD_EPOCH_COST` steps each)."""
+    opts = plan.opts
+    steps = steps_per_epoch(build_model(plan.config, device="meta"), plan.info.frame_count,
+                            plan.train_cfg)  # fmt: skip
+    costs = {"train": float(opts.resolved_epochs * steps)}
+    if opts.rd:
+        epochs = opts.resolved_rd_epochs
+        ste = RDSettings(lam=None, epochs=epochs).ste_epochs if epochs else 0
+        costs["rd"] = (epochs - ste) * steps * RD_EPOCH_COST
+        costs["rd-ste"] = ste * steps * RD_EPOCH_COST
+    else:
+        costs["prune"] = float(opts.resolved_prune_epochs * steps)
+        costs["qat"] = float(opts.resolved_qat_epochs * steps)
+    return costs
 
 
 def plan_line(plan: EncodePlan) -> str:

@@ -416,3 +416,21 @@ def test_encode_into_a_device_verifies_then_streams(chaplin):
     assert result.exit_code == 0, result.output
     assert "quality, decoded from the file" in result.output
     assert not os.path.isfile(os.devnull)
+
+
+def test_progress_shows_the_whole_encodes_eta(monkeypatch):
+    """Phase weights from the plan turn the pace so far into the time left for every phase."""
+    from types import SimpleNamespace
+
+    import cli.render as render
+
+    clock = iter([100.0, 100.0, 110.0, 130.0])
+    monkeypatch.setattr(render, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    progress = render.TrainingProgress()
+    progress.set_plan({"train": 100.0, "rd": 240.0, "rd-ste": 60.0})
+    with progress:
+        progress.step("train", 1, 100)  # starts the clock at 100 s
+        progress.step("train", 50, 100)  # 10 s for 50 of 400 steps' work: 70 s left
+        assert progress._postfix["encode ETA"] == "1:10"
+        progress.step("rd", 60, 240)  # 30 s for 160 of 400: 45 s left
+        assert progress._postfix["encode ETA"] == "0:45"

@@ -186,26 +186,29 @@ def test_gated_cnn_block_formula_and_widths() -> None:
 
 
 @pytest.mark.parametrize(
-    ("knob", "size", "first", "expected"), [(80, "XS", 8, 1_902_725), (98, "S", 26, 3_379_541)]
+    ("first", "expected"), [(8, 1_902_725), (26, 3_379_541), (58, 6_382_533), (112, 12_546_111)]
 )
-def test_reference_sizes_at_720p(knob: int, size: str, first: int, expected: int) -> None:
-    """ahmedgh970/NeRV- (``model_best``, ``--fc_hw_dim 9_16_{8,26} --lower-width 80 --reduction 2
-    --stem_dim_num 512_1 --strides 5 2 2 2 2``): the counts its layer shapes give."""
-    config = nervpp_sizing(720, 1280, 132, knob)
+def test_reference_sizes_at_720p(first: int, expected: int) -> None:
+    """ahmedgh970/NeRV- (``model_best``, ``--fc_hw_dim 9_16_{8,26,58,112} --lower-width 80
+    --reduction 2 --stem_dim_num 512_1 --strides 5 2 2 2 2``: XS, S, M, L): the counts its layer
+    shapes give. The sizing rule reaches M and L; XS and S are the same config, narrower first."""
+    config = nervpp_sizing(720, 1280, 132, 80)  # M
     assert (config.base_h, config.base_w, config.strides) == (9, 16, (5, 2, 2, 2, 2))
-    assert config.channels == (first, 80, 80, 80, 80)
-    assert (config.stem_dim, config.stem_hidden) == (first, 512)
+    assert (config.channels, config.stem_hidden) == ((58, 80, 80, 80, 80), 512)
+    config = dataclasses.replace(config, stem_dim=first, channels=(first, 80, 80, 80, 80))
     assert count_parameters(config) == expected
+    if first >= 58:
+        assert config == nervpp_sizing(720, 1280, 132, 80 + first - 58)
     block = build_model(config, device="meta").blocks[-1]  # 80 → 80, ×2
     parts = {name: sum(p.numel() for p in m.parameters()) for name, m in block.named_children()}
     assert parts == {"proj": 6_480, "pre": 53_706, "ub": 230_720, "post": 13_760}
 
 
-def test_small_budgets_keep_the_fine_stages_wide() -> None:
-    config = nervpp_sizing(80, 160, 132, 22)  # about 0.1M at 160×80
-    assert config.channels == (2, 22, 22, 22)
-    assert 90_000 < count_parameters(config) < 100_000
-    assert config.stem_hidden == round(512 * 22 / 80)
+def test_small_budgets_keep_the_reference_shape() -> None:
+    config = nervpp_sizing(80, 160, 132, 16)  # about 0.1M at 160×80
+    assert config.channels == (12, 16, 16, 16)  # M's 58 : 80, fine stages equal
+    assert 90_000 < count_parameters(config) <= 100_000
+    assert config.stem_hidden == round(512 * 16 / 80)
 
 
 def test_files_written_before_the_reference_blocks_still_decode_the_same() -> None:

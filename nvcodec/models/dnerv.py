@@ -44,10 +44,13 @@ four ``ccu_kernel × ccu_kernel`` (3×3) convs, C → C.
 embedding sits on the fusion grid itself and the CCU's ``d`` convolutions read its 2 channels.
 They still decode.
 
-**Recipe** (the reference's ``cfgs/DNeRV.yaml`` and training loop): Adam lr 5e-4, β (0.5, 0.999),
-20 % warm-up, cosine decay, L2 loss, gradient norm clipped at 0.1 — its guard against the known
-collapse (the loss stalls at a constant frame early on). If a run's PSNR stays flat, encode
-again with another ``--seed``.
+**Recipe.** The reference (``cfgs/DNeRV.yaml`` and its training loop) trains with Adam lr 5e-4,
+β (0.5, 0.999), 20 % warm-up, cosine decay, L2 loss and the gradient norm clipped at 0.1 — its
+guard against the known collapse (the loss stalls at a constant frame early on). Measured on
+Marathon 160×80×16 at 50k parameters, 100 epochs (float PSNR-RGB): the reference's optimiser
+22.20 dB with or without clipping, HNeRV's (Adam 1e-3, β (0.9, 0.999), 10 % warm-up) 23.54 dB
+without and 23.53 dB with the clipping. The default is HNeRV's optimiser with the reference's
+clipping. If a run's PSNR stays flat, encode again with another ``--seed``.
 """
 
 from __future__ import annotations
@@ -228,14 +231,14 @@ class DNeRV(HNeRV):
     TRAINING_DEFAULTS: ClassVar[Mapping[str, Any]] = MappingProxyType(
         {
             "optimizer": "adam",
-            "lr": 5e-4,
-            "betas": (0.5, 0.999),
+            "lr": 1e-3,
+            "betas": (0.9, 0.999),
             "weight_decay": 0.0,
-            "warmup": 0.2,
+            "warmup": 0.1,
             "clip": 0.1,
         }
     )
-    """The reference's recipe (see the module docstring)."""
+    """HNeRV's optimiser with the reference's gradient clipping (measured: module docstring)."""
 
     config: DNeRVConfig
 

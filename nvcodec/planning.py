@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from nvcodec.encoder import EncodeOptions, EncodePlan, plan_encode
-from nvcodec.models import build_model, count_parameters
+from nvcodec.models import build_model
 from nvcodec.pipeline import RDSettings
 from nvcodec.training.loop import make_optimizer, steps_per_epoch, train_epoch
 
@@ -92,7 +92,12 @@ def _time_steps(model: torch.nn.Module, opts: EncodeOptions, device: torch.devic
 
 def summarize(input_path: str, options: EncodeOptions) -> PlanSummary:
     """Plan the encode of ``input_path`` with ``options`` and time a few of its steps."""
-    plan = plan_encode(input_path, options)
+    return summary_of(plan_encode(input_path, options))
+
+
+def summary_of(plan: EncodePlan) -> PlanSummary:
+    """A plan's budget split, phases and a time estimate from a few timed steps of a separate
+    copy of its model (the caller's model and random state are untouched)."""
     with torch.random.fork_rng(devices=[]):  # a dry run must not change the caller's RNG
         model = build_model(plan.config, device=plan.device).train()
         seconds = _time_steps(model, plan.opts, plan.device)
@@ -150,11 +155,7 @@ def describe(s: PlanSummary) -> str:
         f"estimate: {_duration(total)} ({s.seconds_per_step * 1000:.0f} ms per step, measured on "
         f"{s.device}; RD epochs counted as {RD_EPOCH_COST:g} training epochs)"
     )
-    if total > LONG_ON_CPU_S and s.device == "cpu":
-        lines.append(
-            "shorter: --preset fast, a smaller --size, fewer frames (--frames A:B), or a GPU"
-        )
-    return "\n".join(lines)
+    return "\n".join([*lines, *_shorter(s)])
 
 
 def phase_costs(plan: EncodePlan) -> dict[str, float]:
@@ -177,13 +178,20 @@ def phase_costs(plan: EncodePlan) -> dict[str, float]:
 
 
 def plan_line(plan: EncodePlan) -> str:
-    """One line, printed before training: model, parameters, clip, epochs per phase, device."""
-    opts, info = plan.opts, plan.info
-    phases = ", ".join(f"{name} {epochs}" for name, epochs, _ in _phases(opts) if epochs)
-    skeleton = build_model(plan.config, device="meta")
-    steps = steps_per_epoch(skeleton, info.frame_count, plan.train_cfg)
-    return (
-        f"plan: {opts.model}, {count_parameters(plan.config):,} parameters, "
-        f"{info.width}×{info.height}, {info.frame_count} frames, on {plan.device}; epochs: "
-        f"{phases} ({steps} steps each); `--dry-run` estimates the time"
+    """Printed before training: model, parameters, clip, epochs per phase, device, and the time
+    estimated from a few timed steps; a second line says what would make a long encode shorter
+    (the encode goes on)."""
+    s = summary_of(plan)
+    phases = ", ".join(f"{name} {epochs}" for name, epochs, _ in s.phases if epochs)
+    line = (
+        f"plan: {s.model}, {s.parameters:,} parameters, {s.width}×{s.height}, {s.frames} frames, "
+        f"on {s.device}; epochs: {phases} ({s.steps_per_epoch} steps each); estimate "
+        f"{_duration(s.estimate_s)} ({s.seconds_per_step * 1000:.0f} ms per step, measured)"
     )
+    return "\n".join([line, *_shorter(s)])
+
+
+def _shorter(s: PlanSummary) -> list[str]:
+    if s.estimate_s > LONG_ON_CPU_S and s.device == "cpu":
+        return ["shorter: --preset fast, a smaller --size, fewer frames (--frames A:B), or a GPU"]
+    return []

@@ -297,6 +297,7 @@ def test_encode_progress_counts_steps_per_phase(tmp_path, chaplin):
     first = result.stderr.splitlines()[0]  # the plan comes before any training
     assert first.startswith("plan: ds-nerv, ")
     assert "training 2, RD training 1 (4 steps each)" in first
+    assert "ms per step, measured" in first  # the estimate, from timed steps
 
 
 @pytest.mark.parametrize(

@@ -190,15 +190,6 @@ def read_video(
         raise InputError(f"{name}: no such file")
     if os.path.isdir(name):
         raise InputError(f"{name}: is a directory, not a video file")
-
-    planes: list[tuple[np.ndarray, ...]] = []
-    spec: ColourSpec | None = None
-    colour_note = ""
-    seen = 0
-    info_w = info_h = 0
-    rotation = 0
-    interlaced = False
-    pts: list[int] = []
     try:
         container = av.open(name, mode="r")
     except OSError as exc:  # includes PyAV's permission / not-found errors
@@ -206,6 +197,7 @@ def read_video(
     except (av.FFmpegError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise InputError(f"{name}: not a video PyAV can read ({reason})") from None
+    scan = _Scan(name, start, stop, max_frames)
     with container:
         if container.format.name in _TEXT_DEMUXERS:
             raise InputError(f"{name}: not a video PyAV can read (text, not video)")
@@ -216,59 +208,72 @@ def read_video(
         fps = _fps_of(stream)
         try:
             for frame in container.decode(stream):
-                index = seen
-                seen += 1
-                if index < start:
-                    continue
-                if spec is None:
-                    spec, colour_note = _colour_of(frame), _colour_note(frame)
-                if len(planes) >= max_frames:
-                    raise InputError(
-                        f"{name}: more than {max_frames} frames selected; "
-                        "choose a range with --frames"
-                    )
-                if planes and (frame.width, frame.height) != (info_w, info_h):
-                    raise InputError(
-                        f"{name}: frame size changes from {info_w}x{info_h} to "
-                        f"{frame.width}x{frame.height} at frame {index}"
-                    )
-                info_w, info_h = frame.width, frame.height
-                if not planes:
-                    rotation = int(getattr(frame, "rotation", 0) or 0)
-                interlaced = interlaced or bool(getattr(frame, "interlaced_frame", False))
-                if frame.pts is not None:
-                    pts.append(int(frame.pts))
-                planes.append(_to_yuv420p(frame, spec))
-                if stop is not None and seen >= stop:
+                if scan.add(frame):
                     break
         except av.FFmpegError as exc:
-            raise InputError(f"{name}: decoding failed at frame {seen} ({exc})") from None
+            raise InputError(f"{name}: decoding failed at frame {scan.seen} ({exc})") from None
 
-    if not planes or spec is None:
+    if not scan.planes or scan.spec is None:
         if frames is None:
             raise InputError(f"{name}: no frames decoded")
         raise InputError(
-            f"{name} has {seen} frames; --frames {_range_text(start, stop)} selects none"
+            f"{name} has {scan.seen} frames; --frames {_range_text(start, stop)} selects none"
         )
-    out = Yuv420Frames(
-        np.stack([p[0] for p in planes]),
-        np.stack([p[1] for p in planes]),
-        np.stack([p[2] for p in planes]),
-    )
+    out = Yuv420Frames(*(np.stack([p[i] for p in scan.planes]) for i in range(3)))
     info = VideoInfo(
         width=out.width,
         height=out.height,
         frame_count=out.count,
         fps=fps,
-        colour=spec,
+        colour=scan.spec,
         source=name,
-        rotation=rotation,
-        colour_note=colour_note,
-        interlaced=interlaced,
-        variable_frame_rate=_is_variable_rate(pts),
+        rotation=scan.rotation,
+        colour_note=scan.colour_note,
+        interlaced=scan.interlaced,
+        variable_frame_rate=_is_variable_rate(scan.pts),
     )
     _warn_about(info)
     return out, info
+
+
+class _Scan:
+    """The frames of ``[start, stop)`` as they are decoded, and what they say about the clip."""
+
+    def __init__(self, name: str, start: int, stop: int | None, max_frames: int) -> None:
+        self.name, self.start, self.stop, self.max_frames = name, start, stop, max_frames
+        self.planes: list[tuple[np.ndarray, ...]] = []
+        self.spec: ColourSpec | None = None
+        self.colour_note = ""
+        self.seen = 0
+        self.size = (0, 0)
+        self.rotation = 0
+        self.interlaced = False
+        self.pts: list[int] = []
+
+    def add(self, frame: av.VideoFrame) -> bool:
+        """Take the next decoded frame; True once the range is complete."""
+        index, self.seen = self.seen, self.seen + 1
+        if index < self.start:
+            return False
+        if self.spec is None:
+            self.spec, self.colour_note = _colour_of(frame), _colour_note(frame)
+            self.rotation = int(getattr(frame, "rotation", 0) or 0)
+            self.size = (frame.width, frame.height)
+        if len(self.planes) >= self.max_frames:
+            raise InputError(
+                f"{self.name}: more than {self.max_frames} frames selected; "
+                "choose a range with --frames"
+            )
+        if (frame.width, frame.height) != self.size:
+            raise InputError(
+                f"{self.name}: frame size changes from {self.size[0]}x{self.size[1]} to "
+                f"{frame.width}x{frame.height} at frame {index}"
+            )
+        self.interlaced = self.interlaced or bool(getattr(frame, "interlaced_frame", False))
+        if frame.pts is not None:
+            self.pts.append(int(frame.pts))
+        self.planes.append(_to_yuv420p(frame, self.spec))
+        return self.stop is not None and self.seen >= self.stop
 
 
 def _warn_about(info: VideoInfo) -> None:

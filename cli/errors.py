@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,6 +29,24 @@ def _raise_terminated(signum: int, _frame: object) -> None:
     raise Terminated(signum)
 
 
+def _plain_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """nvcodec's warnings as one plain line (``Warning: …``), not Python's file:line form."""
+    if category.__module__.split(".")[0] in ("nvcodec", "bitstream"):
+        click.echo(f"Warning: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def _catch_termination() -> None:
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
@@ -48,7 +67,9 @@ def friendly_errors(func: F) -> F:
 
         _catch_termination()
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():  # restores the caller's warning display after
+                warnings.showwarning = _plain_warning
+                return func(*args, **kwargs)
         except (NvcodecError, NvcError) as exc:
             raise click.ClickException(str(exc)) from None
         except BrokenPipeError:

@@ -49,7 +49,7 @@ from nvcodec.compression import EncodedTensors, encode_quantized, encode_tensors
 from nvcodec.compression import prune as pruning
 from nvcodec.compression import rd as rdq
 from nvcodec.compression.quantize import QuantizedTensor
-from nvcodec.training import EpochStats, TrainConfig, train
+from nvcodec.training import EpochStats, TrainConfig, TrainResult, train
 from nvcodec.training.checkpoint import Checkpoint, Checkpointer
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "RDSettings",
     "bits_for",
     "compress_model",
+    "float_fine_tune",
     "is_code",
     "rd_compress",
     "stored_tensors",
@@ -165,6 +166,14 @@ def _capture_groups(model: nn.Module) -> list[tuple[float | None, list[nn.Parame
     if fn is None:
         return [(None, list(model.parameters()))]
     return [(g.get("lr"), list(g["params"])) for g in fn(1.0)]
+
+
+def float_fine_tune(
+    model: nn.Module, frames: torch.Tensor, base: TrainConfig, epochs: int
+) -> TrainResult:
+    """``epochs`` more float training of ``model`` on the fine-tunes' schedule (their lr scale
+    and warm-up): the control that gives an uncompressed model the epochs compression used."""
+    return train(_Grouped(model, _capture_groups(model)), frames, _fine_tune_config(base, epochs))
 
 
 def _fine_tune_config(

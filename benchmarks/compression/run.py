@@ -37,7 +37,7 @@ from nvcodec.encoder import EncodeOptions
 from nvcodec.fileformat import NvcFile, StoredVideo, write_nvc
 from nvcodec.io import compute_metrics, read_video, yuv420_to_rgb
 from nvcodec.models import build_model, solve_config
-from nvcodec.pipeline import compress_model, stored_tensors
+from nvcodec.pipeline import compress_model, float_fine_tune, stored_tensors
 from nvcodec.training import train
 
 HERE = Path(__file__).parent
@@ -167,9 +167,7 @@ def run(args: argparse.Namespace) -> dict:
         # control: the same extra epochs as the full pipeline, as plain float fine-tuning, so
         # the BD-rate against it measures compression alone, not extra training
         m = copy.deepcopy(trained)
-        from nvcodec.pipeline import _capture_groups, _fine_tune_config, _Grouped
-
-        train(_Grouped(m, _capture_groups(m)), frames, _fine_tune_config(base, ft + qe))
+        float_fine_tune(m, frames, base, ft + qe)
         ctl = _zstd_row(
             f"plain 8-bit + zstd, +{ft + qe} float fine-tune epochs (control)",
             size,

@@ -435,3 +435,24 @@ def test_progress_shows_the_whole_encodes_eta(monkeypatch):
         assert progress._postfix["encode ETA"] == "1:10"
         progress.step("rd", 60, 240)  # 30 s for 160 of 400: 45 s left
         assert progress._postfix["encode ETA"] == "0:45"
+
+
+def test_input_warnings_are_one_plain_line(tmp_path):
+    import av
+
+    source = tmp_path / "rotated.mp4"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv420p"
+        stream.set_display_rotation(90)
+        for i in range(2):
+            rgb = np.full((16, 32, 3), 40 * i, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+    result = run("encode", str(source), "-o", str(tmp_path / "x.nvc"), "--size", "5k", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if "rotate" in line]
+    assert warning == [warning[0]]
+    assert warning[0].startswith(f"Warning: {source}: the source asks players to rotate")
+    assert "VideoInputWarning" not in result.stderr
+    assert ".py:" not in result.stderr

@@ -197,6 +197,12 @@ def _write_all(stream: BinaryIO, data: bytes) -> None:
         view = view[written:]
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, without the file name: PyAV's and the OS's messages name the hidden
+    temporary file, which the user never asked for (the caller names ``-o``'s path)."""
+    return str(getattr(exc, "strerror", None) or exc.__class__.__name__)
+
+
 def _discard(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)
@@ -306,7 +312,7 @@ class _Y4mIntoFileWriter(_Y4mStreamWriter):
         try:
             target = open(output, "wb")  # noqa: SIM115 - closed in commit/abort
         except OSError as exc:
-            raise OutputError(f"{output}: cannot write ({exc.strerror or exc})") from None
+            raise OutputError(f"{output}: cannot write ({_reason(exc)})") from None
         super().__init__(target, width, height, fps, colour)
         self.output = output
 
@@ -343,14 +349,14 @@ class _Y4mFileWriter(_BaseWriter):
             self._file.write(_y4m_header(width, height, fps, colour))
         except OSError as exc:
             _discard(self._tmp)
-            raise OutputError(f"{output}: cannot write ({exc.strerror or exc})") from None
+            raise OutputError(f"{output}: cannot write ({_reason(exc)})") from None
 
     def write(self, frames: Yuv420Frames) -> None:
         self._check(frames)
         try:
             self._file.write(_y4m_frames(frames))
         except OSError as exc:
-            raise OutputError(f"{self.output}: cannot write ({exc.strerror or exc})") from None
+            raise OutputError(f"{self.output}: cannot write ({_reason(exc)})") from None
 
     def _commit(self) -> None:
         self._file.close()
@@ -400,7 +406,7 @@ class _H264Writer(_BaseWriter):
             self._stream = stream
         except (av.FFmpegError, OSError) as exc:
             _discard(self._tmp)
-            raise OutputError(f"{output}: cannot start the encoder ({exc})") from None
+            raise OutputError(f"{output}: cannot start the encoder ({_reason(exc)})") from None
 
     def write(self, frames: Yuv420Frames) -> None:
         self._check(frames)
@@ -421,7 +427,7 @@ class _H264Writer(_BaseWriter):
         try:
             self._container.mux(packets)
         except (av.FFmpegError, OSError) as exc:
-            raise OutputError(f"{self.output}: cannot write ({exc})") from None
+            raise OutputError(f"{self.output}: cannot write ({_reason(exc)})") from None
 
     def _commit(self) -> None:
         self._mux(self._stream.encode(None))
@@ -482,7 +488,7 @@ class _PngWriter(_BaseWriter):
                 raise
             except OSError as exc:
                 _discard(tmp)
-                raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+                raise OutputError(f"{path}: cannot write ({_reason(exc)})") from None
             self._written.append(path)
             self._number += 1
 

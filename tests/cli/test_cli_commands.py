@@ -456,3 +456,13 @@ def test_input_warnings_are_one_plain_line(tmp_path):
     assert warning[0].startswith(f"Warning: {source}: the source asks players to rotate")
     assert "VideoInputWarning" not in result.stderr
     assert ".py:" not in result.stderr
+
+
+def test_mp4_output_is_deterministic(small_encode, tmp_path):
+    """x264's output depends only on the frames (no thread-timing effects): byte-identical."""
+    path, _ = small_encode
+    outputs = []
+    for name in ("a.mp4", "b.mp4"):
+        assert run("decode", str(path), "-o", str(tmp_path / name), "-q").exit_code == 0
+        outputs.append((tmp_path / name).read_bytes())
+    assert outputs[0] == outputs[1]

@@ -310,3 +310,20 @@ def test_a_short_write_to_a_stream_is_an_error() -> None:
         ) as writer,
     ):
         writer.write(_random(4, 6, 8))
+
+
+def test_errors_name_the_output_not_its_temporary_file(tmp_path: Path, monkeypatch) -> None:
+    import builtins
+
+    real_open = builtins.open
+
+    def failing_open(file, mode="r", *args, **kwargs):
+        if ".part" in str(file) and "w" in mode:
+            raise OSError(28, "No space left on device", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", failing_open)
+    with pytest.raises(OutputError) as caught:
+        _open(str(tmp_path / "out.y4m"))
+    assert str(caught.value) == f"{tmp_path / 'out.y4m'}: cannot write (No space left on device)"
+    assert ".part" not in str(caught.value)

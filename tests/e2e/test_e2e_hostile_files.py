@@ -121,7 +121,7 @@ ABSURD = {
     "extra config key": lambda m: m["model"]["config"].update(evil=1),
     "geometry mismatch": lambda m: m["video"].update(width=95),
     "zero fps": lambda m: m["video"].update(fps=[0, 1]),
-    "bad colour": lambda m: m["video"]["colour"].update(matrix="bt2020"),
+    "bad colour": lambda m: m["video"]["colour"].update(matrix="ycgco"),
     "missing video": lambda m: m.pop("video"),
     "bits out of range": lambda m: m["compression"].update(bits=40),
 }

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -180,50 +181,73 @@ def run(args: argparse.Namespace) -> dict:
         control.append(ctl)
         print(f"  control: {ctl.bytes} B {ctl.psnr_rgb:.2f} dB", file=sys.stderr, flush=True)
         if size == args.ablation_size:
-            pr = pipe(
-                "+ pruning (+ fine-tune)",
-                bits=8,
-                code_bits=8,
-                prune_ratio=args.prune,
-                prune_epochs=ft,
-            )
-            qa = pipe(
-                "+ QAT (8-bit)",
-                bits=8,
-                code_bits=8,
-                prune_ratio=args.prune,
-                prune_epochs=ft,
-                qat_epochs=qe,
-            )
-            lows = [fl] + [
-                pipe(
-                    f"+ lower bit depth: {b}-bit QAT",
-                    bits=b,
-                    code_bits=b,
-                    prune_ratio=args.prune,
-                    prune_epochs=ft,
-                    qat_epochs=qe,
-                )
-                for b in args.extra_bits
-            ]
-            fl_label = f"+ lower bit depth: {args.bits}-bit QAT (= full pipeline)"
-            ablation = [p8, ctl, ec, pr, qa, dataclasses.replace(fl, label=fl_label), *lows[1:]]
+            ablation = _ablation(pipe, args, [p8, ctl, ec, fl], (ft, qe))
 
-    def curve(rows):
-        return [r.bpp for r in rows], [r.psnr_rgb for r in rows]
+    rows = {"ablation": ablation, "plain": plain, "plain_ec": plain_ec, "full": full}
+    return _summary(args, info, (ft, qe), {**rows, "control": control})
 
-    def bd(anchor, test, key="psnr_rgb"):
-        try:
-            res = bd_rate(
-                [r.bpp for r in anchor],
-                [getattr(r, key) for r in anchor],
-                [r.bpp for r in test],
-                [getattr(r, key) for r in test],
-            )
-            return res.value, res.reason
-        except ValueError as exc:
-            return None, str(exc)
 
+def _ablation(
+    pipe: Any, args: argparse.Namespace, done: list[Row], epochs: tuple[int, int]
+) -> list[Row]:
+    """The ablation at one size: each pipeline step added in turn, then lower bit depths
+    (``done``: the plain, control, entropy-coded and full rows already measured)."""
+    p8, ctl, ec, fl = done
+    ft, qe = epochs
+    pr = pipe(
+        "+ pruning (+ fine-tune)",
+        bits=8,
+        code_bits=8,
+        prune_ratio=args.prune,
+        prune_epochs=ft,
+    )
+    qa = pipe(
+        "+ QAT (8-bit)",
+        bits=8,
+        code_bits=8,
+        prune_ratio=args.prune,
+        prune_epochs=ft,
+        qat_epochs=qe,
+    )
+    lows = [fl] + [
+        pipe(
+            f"+ lower bit depth: {b}-bit QAT",
+            bits=b,
+            code_bits=b,
+            prune_ratio=args.prune,
+            prune_epochs=ft,
+            qat_epochs=qe,
+        )
+        for b in args.extra_bits
+    ]
+    fl_label = f"+ lower bit depth: {args.bits}-bit QAT (= full pipeline)"
+    return [p8, ctl, ec, pr, qa, dataclasses.replace(fl, label=fl_label), *lows[1:]]
+
+
+def _curve(rows: list[Row]) -> tuple[list[float], list[float]]:
+    return [r.bpp for r in rows], [r.psnr_rgb for r in rows]
+
+
+def _bd(anchor: list[Row], test: list[Row], key: str = "psnr_rgb") -> tuple[float | None, str]:
+    try:
+        res = bd_rate(
+            [r.bpp for r in anchor],
+            [getattr(r, key) for r in anchor],
+            [r.bpp for r in test],
+            [getattr(r, key) for r in test],
+        )
+        return res.value, res.reason
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def _summary(
+    args: argparse.Namespace, info: Any, epochs: tuple[int, int], rows: dict[str, list[Row]]
+) -> dict:
+    """The run's JSON: the ablation, every RD curve and the BD-rates between them."""
+    ft, qe = epochs
+    ablation, plain, plain_ec = rows["ablation"], rows["plain"], rows["plain_ec"]
+    full, control = rows["full"], rows["control"]
     payload = sum(r.payload_bytes for r in full + plain_ec)
     ideal = sum(r.ideal_payload_bytes for r in full + plain_ec)
     return {
@@ -240,13 +264,13 @@ def run(args: argparse.Namespace) -> dict:
             "full": [dataclasses.asdict(r) for r in full],
             "plain_8bit_zstd_equal_epochs": [dataclasses.asdict(r) for r in control],
         },
-        "bd_rate_full_vs_equal_epoch_control_rgb": bd(control, full),
-        "bd_rate_full_vs_equal_epoch_control_yuv": bd(control, full, "psnr_yuv"),
-        "bd_rate_full_vs_plain_zstd_rgb": bd(plain, full),
-        "bd_rate_full_vs_plain_zstd_yuv": bd(plain, full, "psnr_yuv"),
-        "bd_rate_full_vs_plain_entropy_rgb": bd(plain_ec, full),
+        "bd_rate_full_vs_equal_epoch_control_rgb": _bd(control, full),
+        "bd_rate_full_vs_equal_epoch_control_yuv": _bd(control, full, "psnr_yuv"),
+        "bd_rate_full_vs_plain_zstd_rgb": _bd(plain, full),
+        "bd_rate_full_vs_plain_zstd_yuv": _bd(plain, full, "psnr_yuv"),
+        "bd_rate_full_vs_plain_entropy_rgb": _bd(plain_ec, full),
         "payload_vs_ideal": payload / ideal - 1 if ideal else None,
-        "curves": {"plain": curve(plain), "full": curve(full)},
+        "curves": {"plain": _curve(plain), "full": _curve(full)},
     }
 
 

@@ -35,8 +35,16 @@ from .errors import (
     UnknownSectionError,
     UnsupportedVersionError,
 )
-from .io import read_file, write_file
+from .io import SectionFile, open_file, read_file, write_file
 from .metadata import MAX_METADATA_BYTES, decode_metadata, encode_metadata
+from .segments import (
+    MAX_SEGMENTS,
+    SegmentEntry,
+    check_segment,
+    decode_segment_index,
+    encode_segment_index,
+    segments_for,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -45,6 +53,7 @@ __all__ = [
     "MAX_METADATA_BYTES",
     "MAX_SECTIONS",
     "MAX_SECTION_BYTES",
+    "MAX_SEGMENTS",
     "ByteReader",
     "ByteWriter",
     "ChecksumError",
@@ -58,14 +67,21 @@ __all__ = [
     "NvcIOError",
     "NvcIsADirectoryError",
     "Section",
+    "SectionFile",
     "SectionType",
+    "SegmentEntry",
     "TruncatedFileError",
     "UnknownSectionError",
     "UnsupportedVersionError",
+    "check_segment",
     "decode_metadata",
+    "decode_segment_index",
     "encode_metadata",
+    "encode_segment_index",
+    "open_file",
     "pack",
     "read_file",
+    "segments_for",
     "unpack",
     "write_file",
 ]

@@ -30,18 +30,23 @@ __all__ = [
     "HEADER_FIXED_BYTES",
     "MAGIC",
     "MAX_FILE_BYTES",
+    "MAX_HEADER_BYTES",
     "MAX_SECTIONS",
     "MAX_SECTION_BYTES",
     "SECTION_ENTRY_BYTES",
     "Container",
+    "Header",
     "Section",
+    "SectionEntry",
     "SectionType",
+    "check_section",
     "pack",
+    "parse_header",
     "unpack",
 ]
 
 #: The format version this code writes, and the newest ``reader_version`` it can decode.
-FORMAT_VERSION: Final[tuple[int, int]] = (1, 1)
+FORMAT_VERSION: Final[tuple[int, int]] = (1, 2)
 #: PNG-style magic: a non-ASCII first byte and CR/LF/^Z catch text-mode and 7-bit transfers.
 MAGIC: Final = b"\x89NVC\r\n\x1a\n"
 MAX_SECTIONS: Final = 64
@@ -64,6 +69,8 @@ class SectionType(enum.IntEnum):
     METADATA = 1
     TENSOR_TABLE = 2
     TENSOR_DATA = 3
+    SEGMENT_INDEX = 4
+    SEGMENT_DATA = 5
 
 
 def _type_name(type_id: int) -> str:
@@ -175,19 +182,46 @@ def pack(sections: Sequence[Section], *, reader_version: tuple[int, int] = (1, 0
     return b"".join([bytes(header), *(s.data for s in sections)])
 
 
-def unpack(data: bytes, *, name: str = "<bytes>") -> Container:
-    """Parse and fully verify a file image; ``name`` labels every error message.
+@dataclass(frozen=True)
+class SectionEntry:
+    """One row of the section table, as checked by :func:`parse_header` (data not yet read)."""
 
-    Every check happens on explicit bounds before any slice or allocation that depends on a
-    value read from the file. See FORMAT.md, "Reader checks", for the order.
+    type: int
+    critical: bool
+    offset: int
+    length: int
+    crc32: int
+
+
+@dataclass(frozen=True)
+class Header:
+    """The fixed header and the section table of a file, checked against the file's size."""
+
+    writer_version: tuple[int, int]
+    reader_version: tuple[int, int]
+    entries: tuple[SectionEntry, ...]
+    size: int
+
+
+#: Bytes a reader needs from the start of a file to parse any valid header (64 sections).
+MAX_HEADER_BYTES: Final = HEADER_FIXED_BYTES + SECTION_ENTRY_BYTES * MAX_SECTIONS + _CRC.size
+
+
+def parse_header(head: bytes | memoryview, size: int, *, name: str = "<bytes>") -> Header:
+    """Checks 1–9 of FORMAT.md on the first bytes of a file (``head``: at least
+    ``min(size, MAX_HEADER_BYTES)`` of them) and the file's total ``size``.
+
+    A lazy reader calls this on the head alone and reads sections later, by offset; :func:`unpack`
+    calls it on the whole image. No section data is touched here.
     """
-    view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
-    size = len(view)
+    view = memoryview(head).cast("B") if not isinstance(head, bytes) else memoryview(head)
+    if len(view) < min(size, MAX_HEADER_BYTES):
+        raise ValueError("parse_header needs min(size, MAX_HEADER_BYTES) bytes of the file")
 
     # 1. magic (on whatever bytes exist), then the fixed header length
-    head = bytes(view[: len(MAGIC)])
-    if head != MAGIC[: len(head)]:
-        raise NotAnNvcFileError(f"{name}: not an .nvc file (magic bytes {head[:8]!r} are wrong)")
+    head8 = bytes(view[: len(MAGIC)])
+    if head8 != MAGIC[: len(head8)]:
+        raise NotAnNvcFileError(f"{name}: not an .nvc file (magic bytes {head8[:8]!r} are wrong)")
     if size < HEADER_FIXED_BYTES:
         what = "empty" if size == 0 else f"only {size} bytes"
         raise TruncatedFileError(
@@ -236,9 +270,15 @@ def unpack(data: bytes, *, name: str = "<bytes>") -> Container:
             f"{name}: writer version {w_major}.{w_minor} is older than the reader version "
             f"{r_major}.{r_minor} it demands"
         )
+    entries = _parse_table(view, count, data_start, size, name)
+    return Header((w_major, w_minor), (r_major, r_minor), entries, size)
 
-    # 6. section table: flags, reserved, bounds, tiling, duplicates, unknown critical types
-    entries: list[tuple[int, bool, int, int, int]] = []
+
+def _parse_table(
+    view: memoryview, count: int, data_start: int, size: int, name: str
+) -> tuple[SectionEntry, ...]:
+    """6. section table: flags, reserved, bounds, tiling, duplicates."""
+    entries: list[SectionEntry] = []
     seen: set[int] = set()
     expected = data_start
     for i in range(count):
@@ -271,39 +311,53 @@ def unpack(data: bytes, *, name: str = "<bytes>") -> Container:
         if t in seen:
             raise MalformedFileError(f"{name}: duplicate {_type_name(t)} section")
         seen.add(t)
-        critical = bool(flags & _FLAG_CRITICAL)
-        entries.append((t, critical, offset, length, crc))
+        entries.append(SectionEntry(t, bool(flags & _FLAG_CRITICAL), offset, length, crc))
     if expected != size:
         raise MalformedFileError(
             f"{name}: {size - expected} unexpected trailing bytes after the last section "
             f"(sections end at {expected}, file has {size})"
         )
+    return tuple(entries)
 
-    # 7. section checksums, then known/unknown handling
+
+def check_section(entry: SectionEntry, chunk: bytes | memoryview, index: int, name: str) -> bool:
+    """7. a section's checksum, then whether this reader knows its type: True to keep it,
+    False to skip it (unknown and optional); an unknown critical type is refused."""
+    actual = zlib.crc32(chunk)
+    if actual != entry.crc32:
+        raise ChecksumError(
+            f"{name}: {_type_name(entry.type)} section (#{index}) checksum mismatch "
+            f"(stored {entry.crc32:#010x}, computed {actual:#010x})"
+        )
+    try:
+        SectionType(entry.type)
+    except ValueError:
+        if entry.critical:
+            raise UnknownSectionError(
+                f"{name}: unknown critical section type {entry.type} (#{index}); this reader "
+                f"({FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}) cannot decode it safely"
+            ) from None
+        return False  # unknown optional: skipped by design
+    return True
+
+
+def unpack(data: bytes, *, name: str = "<bytes>") -> Container:
+    """Parse and fully verify a file image; ``name`` labels every error message.
+
+    Every check happens on explicit bounds before any slice or allocation that depends on a
+    value read from the file. See FORMAT.md, "Reader checks", for the order.
+    """
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    header = parse_header(view, len(view), name=name)
     sections: list[Section] = []
-    for i, (t, critical, offset, length, crc) in enumerate(entries):
-        chunk = view[offset : offset + length]
-        actual = zlib.crc32(chunk)
-        if actual != crc:
-            raise ChecksumError(
-                f"{name}: {_type_name(t)} section (#{i}) checksum mismatch "
-                f"(stored {crc:#010x}, computed {actual:#010x})"
-            )
-        try:
-            known: int = SectionType(t)
-        except ValueError:
-            if critical:
-                raise UnknownSectionError(
-                    f"{name}: unknown critical section type {t} (#{i}); this reader "
-                    f"({FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}) cannot decode it safely"
-                ) from None
-            continue  # unknown optional: skipped by design
-        sections.append(Section(type=known, data=bytes(chunk), critical=critical))
-
+    for i, entry in enumerate(header.entries):
+        chunk = view[entry.offset : entry.offset + entry.length]
+        if check_section(entry, chunk, i, name):
+            sections.append(Section(SectionType(entry.type), bytes(chunk), entry.critical))
     return Container(
-        writer_version=(w_major, w_minor),
-        reader_version=(r_major, r_minor),
+        writer_version=header.writer_version,
+        reader_version=header.reader_version,
         sections=tuple(sections),
-        size=size,
+        size=header.size,
         name=name,
     )

@@ -14,9 +14,21 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-from .container import MAX_FILE_BYTES, Container, Section, pack, unpack
+from .container import (
+    MAX_FILE_BYTES,
+    MAX_HEADER_BYTES,
+    Container,
+    Header,
+    Section,
+    SectionEntry,
+    SectionType,
+    check_section,
+    pack,
+    parse_header,
+    unpack,
+)
 from .errors import (
     MalformedFileError,
     NvcError,
@@ -26,7 +38,7 @@ from .errors import (
     NvcIsADirectoryError,
 )
 
-__all__ = ["read_file", "write_file"]
+__all__ = ["SectionFile", "open_file", "read_file", "write_file"]
 
 
 def _is_stream(name: str) -> bool:
@@ -51,9 +63,8 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def read_file(path: str | os.PathLike[str]) -> Container:
-    """Read and verify an ``.nvc`` file; every failure is an :class:`~bitstream.NvcError`."""
-    name = os.fspath(path)
+def _stat_regular(name: str) -> int:
+    """The size of ``name`` after the checks every reader makes before reading a byte."""
     try:
         st = os.stat(name)
     except FileNotFoundError:
@@ -68,17 +79,102 @@ def read_file(path: str | os.PathLike[str]) -> Container:
         raise MalformedFileError(
             f"{name}: file is {st.st_size} bytes, more than the limit {MAX_FILE_BYTES}"
         )
+    return st.st_size
+
+
+@contextlib.contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """File-system errors while reading, as :class:`NvcError` subclasses."""
     try:
-        with open(name, "rb") as f:
-            # bounded even if the file grows between stat() and read()
-            data = f.read(MAX_FILE_BYTES + 1)
+        yield
     except FileNotFoundError:
         raise NvcFileNotFoundError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise NvcIsADirectoryError(f"{name}: is a directory, not an .nvc file") from None
     except OSError as exc:
         raise NvcIOError(f"{name}: cannot read ({_describe(exc)})") from None
+
+
+def read_file(path: str | os.PathLike[str]) -> Container:
+    """Read and verify an ``.nvc`` file; every failure is an :class:`~bitstream.NvcError`."""
+    name = os.fspath(path)
+    _stat_regular(name)
+    with _reading(name), open(name, "rb") as f:
+        # bounded even if the file grows between stat() and read()
+        data = f.read(MAX_FILE_BYTES + 1)
     return unpack(data, name=name)
+
+
+class SectionFile:
+    """An ``.nvc`` file opened for reading by parts (a segmented file's range decode).
+
+    Opening reads only the header and section table (checked as :func:`unpack` checks them) and
+    verifies every section except SEGMENT_DATA, whose bytes are read later, segment by segment,
+    with :meth:`read_span`; each segment is verified against the CRC in the segment index, and the
+    segments tile the section, so every byte a decode uses is still checked before it is used.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.name = os.fspath(path)
+        size = _stat_regular(self.name)
+        with _reading(self.name):
+            self._file = open(self.name, "rb")  # noqa: SIM115 (closed by close())
+        try:
+            head = self._read_at(0, min(size, MAX_HEADER_BYTES))
+            self.header: Header = parse_header(head, size, name=self.name)
+            self.sections: dict[int, Section] = {}
+            self.lazy: dict[int, SectionEntry] = {}
+            self._check_sections()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _read_at(self, offset: int, length: int) -> bytes:
+        with _reading(self.name):
+            self._file.seek(offset)
+            data = self._file.read(length)
+        if len(data) != length:  # the file shrank after it was opened
+            raise MalformedFileError(f"{self.name}: changed while it was being read")
+        return data
+
+    def _check_sections(self) -> None:
+        for i, entry in enumerate(self.header.entries):
+            if entry.type == SectionType.SEGMENT_DATA:
+                self.lazy[entry.type] = entry
+                continue
+            chunk = self._read_at(entry.offset, entry.length)
+            if check_section(entry, chunk, i, self.name):
+                self.sections[entry.type] = Section(SectionType(entry.type), chunk, entry.critical)
+
+    def find(self, type: int) -> Section | None:
+        return self.sections.get(type)
+
+    def span_length(self, type: int) -> int | None:
+        """Length of a lazily read section, or None when the file has none."""
+        entry = self.lazy.get(type)
+        return None if entry is None else entry.length
+
+    def read_span(self, type: int, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` inside a lazily read section (unverified: the caller
+        checks them against its own CRC)."""
+        entry = self.lazy[type]
+        if not 0 <= offset <= offset + length <= entry.length:
+            raise ValueError("span outside the section")
+        return self._read_at(entry.offset + offset, length)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> SectionFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_file(path: str | os.PathLike[str]) -> SectionFile:
+    """Open ``path`` for reading by parts (see :class:`SectionFile`)."""
+    return SectionFile(path)
 
 
 def _default_mode() -> int:

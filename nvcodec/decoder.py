@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bitstream import MalformedFileError
+from bitstream import MalformedFileError, SegmentEntry
 from nvcodec.compression import decode_tensors
 from nvcodec.device import full_fp32, resolve_device
 from nvcodec.errors import ConfigError
@@ -33,7 +33,7 @@ from nvcodec.io import (
     y4m_bytes,
 )
 from nvcodec.limits import check_disk, check_memory, check_output_frames
-from nvcodec.models import build_model
+from nvcodec.models import build_model, get_spec
 from nvcodec.models.budget import MAX_PARAMETERS
 from nvcodec.ranges import (
     FrameRange,
@@ -43,8 +43,19 @@ from nvcodec.ranges import (
     parse_fps,
     resolve_range,
 )
+from nvcodec.segmented import NvcVideo, open_video
 
-__all__ = ["DecodeReport", "LoadedModel", "decode", "decode_frames", "load_model", "render"]
+__all__ = [
+    "DecodeReport",
+    "LoadedModel",
+    "decode",
+    "decode_frames",
+    "load_model",
+    "load_segment",
+    "render",
+    "render_video",
+    "split_positions",
+]
 
 """Refuse files whose model would have more parameters (a constant-coded tensor costs 0 bytes)."""
 MAX_ACTIVATION = 1 << 31
@@ -91,12 +102,17 @@ def checked_skeleton(
 def load_model(
     path: str | os.PathLike[str], device: str = "auto", max_memory: int | None = None
 ) -> LoadedModel:
-    """Parse ``path`` and rebuild its network from the file alone.
+    """Parse a one-segment ``path`` and rebuild its network from the file alone.
 
     ``max_memory``: bytes decoding may use (default: 80 % of physical memory); a file that needs
     more is refused before anything is allocated."""
-    name = os.fspath(path)
-    nvc = read_nvc(path)
+    return load_segment(read_nvc(path), os.fspath(path), device, max_memory)
+
+
+def load_segment(
+    nvc: NvcFile, name: str, device: str = "auto", max_memory: int | None = None
+) -> LoadedModel:
+    """Rebuild the network of one parsed segment (a one-segment file is one)."""
     named = checked_skeleton(nvc, name, max_memory)
     with naming_file(name):
         shapes = [tuple(p.shape) for _, p in named]
@@ -113,20 +129,83 @@ def load_model(
     return LoadedModel(nvc=nvc, model=model, device=target, name=name)
 
 
+def split_positions(
+    entries: Sequence[SegmentEntry], positions: Sequence[float]
+) -> list[tuple[int, list[float]]]:
+    """Group output positions (frame units of the whole video, ascending) by the segment that
+    renders them, as positions local to it. A position between two segments' frames (``--fps``)
+    belongs to the earlier one and is held at its last frame: segments are independent, so no
+    model is asked to extrapolate past its own frames."""
+    parts: list[tuple[int, list[float]]] = []
+    k = 0
+    for p in positions:
+        while k + 1 < len(entries) and p >= entries[k + 1].first_frame:
+            k += 1
+        entry = entries[k]
+        local = min(p - entry.first_frame, float(entry.frame_count - 1))
+        if not parts or parts[-1][0] != k:
+            parts.append((k, []))
+        parts[-1][1].append(local)
+    return parts
+
+
+def _preflight(
+    nv: NvcVideo, parts: list[tuple[int, list[float]]], max_memory: int | None, interpolate: bool
+) -> None:
+    """Read and validate every segment a decode needs before any output exists: a damaged or
+    oversized segment, or one whose model cannot interpolate, is refused up front."""
+    for index, _ in parts:
+        nvc = nv.segment(index)
+        label = _label(nv, index)
+        checked_skeleton(nvc, label, max_memory)
+        if interpolate and not getattr(get_spec(nvc.model_id).module, "INTERPOLATES", False):
+            raise ConfigError(
+                f"{label}: model {nvc.model_id} stores one embedding per frame and cannot "
+                "render frames between them; --fps is unavailable for it"
+            )
+
+
+def _label(nv: NvcVideo, index: int) -> str:
+    return f"{nv.name} (segment {index})" if nv.segmented else nv.name
+
+
+def render_video(
+    nv: NvcVideo,
+    parts: list[tuple[int, list[float]]],
+    device: str,
+    max_memory: int | None,
+) -> Iterator[Yuv420Frames]:
+    """The frames of ``parts`` (:func:`split_positions`), one segment's model at a time."""
+    for index, local in parts:
+        loaded = load_segment(nv.segment(index), _label(nv, index), device, max_memory)
+        yield from render(loaded, local)
+        del loaded
+
+
 def batch_size_for(loaded: LoadedModel) -> int:
+    """Frames per decode batch: as many as keep the largest activation under
+    :data:`BATCH_ACTIVATION`, at most 32, and never more than the clip has."""
     per_frame = loaded.nvc.config.activation_elements()
-    return max(1, min(32, BATCH_ACTIVATION // max(per_frame, 1)))
+    frames = loaded.nvc.video.frame_count
+    return max(1, min(32, frames, BATCH_ACTIVATION // max(per_frame, 1)))
 
 
 def render(loaded: LoadedModel, positions: Sequence[float]) -> Iterator[Yuv420Frames]:
-    """Frames at ``positions`` (frame units, may be fractional), as yuv420p, in bounded batches."""
+    """Frames at ``positions`` (frame units, may be fractional), as yuv420p, in bounded batches.
+
+    Every batch has the same shape (a short last batch is padded by repeating its last
+    position, and the padding dropped): convolution libraries pick their algorithm by shape,
+    and a frame computed in a batch of 1 could otherwise differ by one level from the same
+    frame in a batch of 6, so a range decode would not equal the slice of a whole decode."""
     batch = batch_size_for(loaded)
     colour = loaded.nvc.video.colour
     with torch.inference_mode():
         for start in range(0, len(positions), batch):
-            t = torch.tensor(positions[start : start + batch], dtype=torch.float32)
+            chunk = list(positions[start : start + batch])
+            count = len(chunk)
+            t = torch.tensor(chunk + chunk[-1:] * (batch - count), dtype=torch.float32)
             with full_fp32():  # per call: the caller's settings hold between batches
-                rgb = loaded.model(t.to(loaded.device))
+                rgb = loaded.model(t.to(loaded.device))[:count]
             if not bool(torch.isfinite(rgb).all()):
                 # clamp would turn NaN into 0: refuse instead of writing garbage as success
                 raise MalformedFileError(
@@ -146,9 +225,11 @@ def decode_frames(
     max_memory: int | None = None,
 ) -> Yuv420Frames:
     """All requested frames in memory (for verification and tests; use :func:`decode` to stream)."""
-    loaded = load_model(path, device, max_memory)
-    start, stop = resolve_range(frames, loaded.nvc.video.frame_count, loaded.name)
-    return Yuv420Frames.concatenate(list(render(loaded, [float(i) for i in range(start, stop)])))
+    with open_video(path) as nv:
+        start, stop = resolve_range(frames, nv.video.frame_count, nv.name)
+        parts = split_positions(nv.entries, [float(i) for i in range(start, stop)])
+        _preflight(nv, parts, max_memory, interpolate=False)
+        return Yuv420Frames.concatenate(list(render_video(nv, parts, device, max_memory)))
 
 
 def decode(
@@ -166,43 +247,39 @@ def decode(
 
     ``frames`` selects stored frames ``[A, B)``; ``fps`` (``"2x"``, ``"48"``) renders that range
     at another frame rate by evaluating the model between stored frames (models whose codes are
-    continuous in time only: DS-NeRV, HiNeRV, NeRV, NeRV++).
+    continuous in time only: DS-NeRV, HiNeRV, NeRV, NeRV++). Of a segmented file only the
+    segments holding the range are read, and one segment's model is in memory at a time.
     """
     begin = time.perf_counter()
     check_output(output, overwrite=overwrite)
-    loaded = load_model(path, device, max_memory)
-    video = loaded.nvc.video
-    start, stop = resolve_range(frames, video.frame_count, loaded.name)
-    rate = video.fps
-    positions = [float(i) for i in range(start, stop)]
-    first_number = start
-    if fps is not None:
-        rate = parse_fps(fps, video.fps)
-        if rate != video.fps and not getattr(loaded.model, "INTERPOLATES", False):
-            raise ConfigError(
-                f"{loaded.name}: model {loaded.nvc.model_id} stores one embedding per frame and "
-                "cannot render frames between them; --fps is unavailable for it"
-            )
-        check_output_frames(output_count(start, stop, video.fps, rate), loaded.name)
-        positions = output_positions(start, stop, video.fps, rate, video.frame_count)
-        first_number = first_output_index(start, video.fps, rate)
-    if output.lower().endswith(".y4m") and not is_stream_target(output):
-        check_disk(output, y4m_bytes(len(positions), video.width, video.height))
-    done = 0
-    with open_writer(
-        output,
-        width=video.width,
-        height=video.height,
-        fps=rate,
-        colour=video.colour,
-        overwrite=overwrite,
-        first_number=first_number,
-    ) as writer:
-        for batch in render(loaded, positions):
-            writer.write(batch)
-            done += batch.count
-            if progress is not None:
-                progress(done, len(positions))
+    with open_video(path) as nv:
+        video = nv.video
+        start, stop = resolve_range(frames, video.frame_count, nv.name)
+        rate, positions, first_number = video.fps, [float(i) for i in range(start, stop)], start
+        if fps is not None:
+            rate = parse_fps(fps, video.fps)
+            check_output_frames(output_count(start, stop, video.fps, rate), nv.name)
+            positions = output_positions(start, stop, video.fps, rate, video.frame_count)
+            first_number = first_output_index(start, video.fps, rate)
+        parts = split_positions(nv.entries, positions)
+        _preflight(nv, parts, max_memory, interpolate=rate != video.fps)
+        if output.lower().endswith(".y4m") and not is_stream_target(output):
+            check_disk(output, y4m_bytes(len(positions), video.width, video.height))
+        done = 0
+        with open_writer(
+            output,
+            width=video.width,
+            height=video.height,
+            fps=rate,
+            colour=video.colour,
+            overwrite=overwrite,
+            first_number=first_number,
+        ) as writer:
+            for batch in render_video(nv, parts, device, max_memory):
+                writer.write(batch)
+                done += batch.count
+                if progress is not None:
+                    progress(done, len(positions))
     return DecodeReport(
         output=output,
         frames=len(positions),
@@ -210,5 +287,5 @@ def decode(
         stop=stop,
         fps=float(rate),
         seconds=time.perf_counter() - begin,
-        device=str(loaded.device),
+        device=str(resolve_device(device)),
     )

@@ -31,7 +31,15 @@ from nvcodec.io.colour import ColourSpec
 from nvcodec.models.config import MAX_FRAMES, ModelConfig
 from nvcodec.models.registry import config_from_dict
 
-__all__ = ["NvcFile", "StoredVideo", "naming_file", "read_nvc", "write_nvc"]
+__all__ = [
+    "NvcFile",
+    "StoredVideo",
+    "naming_file",
+    "parse_metadata",
+    "parse_video",
+    "read_nvc",
+    "write_nvc",
+]
 
 MAX_FPS_TERM = 1_000_000
 
@@ -125,14 +133,35 @@ def write_nvc(
 
 
 def read_nvc(path: str | os.PathLike[str]) -> NvcFile:
-    """Read, verify and validate ``path`` (raises :class:`bitstream.NvcError` subclasses)."""
+    """Read, verify and validate a one-segment file (raises :class:`bitstream.NvcError`
+    subclasses); :func:`nvcodec.segmented.open_video` opens either kind."""
     name = os.fspath(path)
     container = read_file(path)
+    if container.find(SectionType.SEGMENT_INDEX) is not None:
+        raise MalformedFileError(f"{name}: a segmented file; open it with open_video")
+    return parse_metadata(container, name)
+
+
+def parse_metadata(container: Container, name: str) -> NvcFile:
+    """The validated contents of a verified one-segment container."""
     meta = decode_metadata(container.get(SectionType.METADATA).data, name=name)
     container.get(SectionType.TENSOR_TABLE)
     container.get(SectionType.TENSOR_DATA)
-    try:
+    with _invalid_metadata(name):
         return _parse(meta, container)
+
+
+def parse_video(meta: dict[str, Any], name: str) -> StoredVideo:
+    """The ``video`` object of a METADATA section, validated."""
+    with _invalid_metadata(name):
+        return _video(meta["video"])
+
+
+@contextlib.contextmanager
+def _invalid_metadata(name: str) -> Iterator[None]:
+    """Validation failures as one :class:`MalformedFileError` naming the file."""
+    try:
+        yield
     except (ConfigError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         if isinstance(exc, MalformedFileError):
             raise
@@ -146,13 +175,13 @@ def _int(obj: Any, lo: int, hi: int, what: str) -> int:
     return obj
 
 
-def _parse(meta: dict[str, Any], container: Container) -> NvcFile:
-    video, model, compression = meta["video"], meta["model"], meta["compression"]
-    config = config_from_dict(model["id"], model["config"])
+def _video(video: Any) -> StoredVideo:
+    if not isinstance(video, dict):
+        raise ValueError("video must be an object")
     fps = video["fps"]
     if not isinstance(fps, list) or len(fps) != 2:
         raise ValueError("fps must be [numerator, denominator]")
-    stored = StoredVideo(
+    return StoredVideo(
         width=_int(video["width"], 1, 1 << 16, "width"),
         height=_int(video["height"], 1, 1 << 16, "height"),
         frame_count=_int(video["frames"], 1, MAX_FRAMES, "frames"),
@@ -162,6 +191,12 @@ def _parse(meta: dict[str, Any], container: Container) -> NvcFile:
         ),
         colour=ColourSpec.from_dict(video["colour"]),
     )
+
+
+def _parse(meta: dict[str, Any], container: Container) -> NvcFile:
+    model, compression = meta["model"], meta["compression"]
+    config = config_from_dict(model["id"], model["config"])
+    stored = _video(meta["video"])
     if (stored.width, stored.height, stored.frame_count) != (
         config.width,
         config.height,

@@ -15,9 +15,21 @@ from typing import Any
 from bitstream import SectionType
 from nvcodec.compression import tensor_costs
 from nvcodec.decoder import checked_skeleton
-from nvcodec.fileformat import naming_file, read_nvc
+from nvcodec.errors import ConfigError
+from nvcodec.fileformat import naming_file
+from nvcodec.models import count_parameters
+from nvcodec.segmented import open_video
 
-__all__ = ["FileInfo", "GroupInfo", "TensorInfo", "group_of", "inspect"]
+__all__ = [
+    "FileInfo",
+    "GroupInfo",
+    "SegmentInfo",
+    "SegmentedInfo",
+    "TensorInfo",
+    "group_of",
+    "inspect",
+    "inspect_segments",
+]
 
 HEADER_BYTES_FIXED = 28  # magic, versions, count, reserved, header CRC
 SECTION_ENTRY_BYTES = 32
@@ -108,14 +120,81 @@ class FileInfo:
         return {name: 8 * n / self.pixels for name, n in self.sections.items()}
 
 
-def inspect(path: str | os.PathLike[str], max_memory: int | None = None) -> FileInfo:
-    """What is in the file, with the decoder's limits: decoding the tensors to count their costs
-    needs the parameters' memory (not the activations'), checked before anything is allocated."""
-    nvc = read_nvc(path)
+@dataclass(frozen=True)
+class SegmentInfo:
+    index: int
+    start: int
+    stop: int
+    model: str
+    parameters: int
+    bytes: int
+    psnr_yuv: float | None  # as the encoder measured it, when the file says
+
+    def bpp(self, width: int, height: int) -> float:
+        return 8 * self.bytes / (width * height * (self.stop - self.start))
+
+
+@dataclass(frozen=True)
+class SegmentedInfo:
+    """A segmented file: the whole video, and per segment its frames, model and bytes."""
+
+    path: str
+    size: int
+    writer_version: tuple[int, int]
+    reader_version: tuple[int, int]
+    metadata: dict[str, Any]
+    segments: tuple[SegmentInfo, ...]
+
+    @property
+    def bpp(self) -> float:
+        video = self.metadata["video"]
+        return 8 * self.size / (video["width"] * video["height"] * video["frames"])
+
+
+def inspect_segments(path: str | os.PathLike[str]) -> SegmentedInfo | None:
+    """The segment table of a segmented file (each segment read and validated, no tensor
+    decoded); None for a one-segment file."""
+    with open_video(path) as nv:
+        if not nv.segmented:
+            return None
+        psnrs = nv.metadata.get("encoder", {}).get("segment_psnr_yuv")
+        rows = []
+        for i, entry in enumerate(nv.entries):
+            nvc = nv.segment(i)
+            psnr = psnrs[i] if isinstance(psnrs, list) and len(psnrs) == len(nv.entries) else None
+            rows.append(
+                SegmentInfo(
+                    i,
+                    entry.first_frame,
+                    entry.stop,
+                    nvc.model_id,
+                    count_parameters(nvc.config),
+                    entry.length,
+                    float(psnr) if isinstance(psnr, int | float) else None,
+                )
+            )
+        return SegmentedInfo(
+            nv.name, nv.size, nv.writer_version, nv.reader_version, nv.metadata, tuple(rows)
+        )
+
+
+def inspect(
+    path: str | os.PathLike[str], max_memory: int | None = None, segment: int | None = None
+) -> FileInfo:
+    """What is in the file (or in segment ``segment`` of a segmented file), with the decoder's
+    limits: decoding the tensors to count their costs needs the parameters' memory (not the
+    activations'), checked before anything is allocated."""
+    with open_video(path) as nv:
+        if segment is not None and not 0 <= segment < len(nv.entries):
+            raise ConfigError(f"{nv.name} has {len(nv.entries)} segment(s); no segment {segment}")
+        if nv.segmented and segment is None:
+            raise ConfigError(f"{nv.name} is segmented: choose a segment to inspect")
+        nvc = nv.segment(segment or 0)
+    name = f"{os.fspath(path)} (segment {segment})" if nv.segmented else os.fspath(path)
     assert nvc.container is not None
-    checked = checked_skeleton(nvc, os.fspath(path), max_memory, activations=False)
+    checked = checked_skeleton(nvc, name, max_memory, activations=False)
     named = [(n, tuple(p.shape)) for n, p in checked]
-    with naming_file(os.fspath(path)):
+    with naming_file(name):
         rows = tensor_costs(nvc.tensor_table, nvc.tensor_data, [shape for _, shape in named])
     tensors = tuple(
         TensorInfo(
@@ -140,7 +219,7 @@ def inspect(path: str | os.PathLike[str], max_memory: int | None = None) -> File
         sections[key] = len(section.data)
     video = nvc.video
     return FileInfo(
-        path=os.fspath(path),
+        path=name,
         size=nvc.container.size,
         writer_version=nvc.container.writer_version,
         reader_version=nvc.container.reader_version,

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from cli.render import TrainingProgress
     from nvcodec import EncodeOptions
     from nvcodec.encoder import EncodePlan
+    from nvcodec.scenes import SegmentRule
+    from nvcodec.segment_encoder import Execution
 
 
 def _parse_lambda(text: str | None) -> float | str | None:
@@ -159,6 +161,35 @@ def main() -> None:
     help="Continue the interrupted encode saved in --checkpoint-dir (same input and options).",
 )
 @click.option("--checkpoint-every", default=None, type=int, hidden=True)  # epochs; for tests
+@click.option(
+    "--segment",
+    default=None,
+    help="Long videos: encode independent segments of N frames, or 'auto' (cut at scene "
+    "changes, segments of 8 to 300 frames); the file holds them all, and a range decode "
+    "reads only the segments it needs. --size is split in proportion to segment length.",
+)
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=int,
+    help="With --segment: segments encoded at once, each in its own worker process.",
+)
+@click.option(
+    "--threads",
+    default=0,
+    type=int,
+    help="With --segment: CPU threads per segment encode [cores / --jobs]. A segment's bytes "
+    "depend on it, so give it to make runs with different --jobs or --ray write the same file.",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    metavar="auto|ADDRESS",
+    help="With --segment: run each segment as a Ray task (pip install 'nvcodec[ray]'); auto "
+    "joins a running cluster or starts a local one.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option(
     "--dry-run",
@@ -194,6 +225,10 @@ def encode(
     checkpoint_dir: str | None,
     resume: bool,
     checkpoint_every: int | None,
+    segment: str | None,
+    jobs: int,
+    threads: int,
+    ray_address: str | None,
     quiet: bool,
     dry_run: bool,
 ) -> None:
@@ -230,12 +265,57 @@ def encode(
         resume=resume,
         checkpoint_every=checkpoint_every,
     )
+    if segment is None and (jobs != 1 or threads or ray_address):
+        raise click.UsageError("--jobs, --threads and --ray apply to --segment encodes")
+    if segment is not None:
+        from nvcodec.scenes import parse_segment
+        from nvcodec.segment_encoder import Execution
+
+        execution = Execution(jobs=jobs, threads=threads, ray=ray_address)
+        _run_segmented(
+            input_path, output, options, parse_segment(segment), execution, quiet, dry_run
+        )
+        return
     if dry_run:
         from nvcodec.planning import describe, summarize
 
         click.echo(describe(summarize(input_path, options)))
         return
     _run_encode(input_path, output, options, quiet)
+
+
+def _run_segmented(
+    input_path: str,
+    output: str,
+    options: EncodeOptions,
+    rule: SegmentRule,
+    execution: Execution,
+    quiet: bool,
+    dry_run: bool,
+) -> None:
+    """A segmented encode: the segment plan, then a line per finished segment with the ETA
+    across workers (and, in this process, each segment's training bars)."""
+    from cli.render import TrainingProgress
+    from cli.render_segments import SegmentProgress, segment_plan_text, video_summary
+    from nvcodec.segment_encoder import encode_video, plan_video
+
+    if dry_run:
+        click.echo(segment_plan_text(plan_video(input_path, options, rule, execution)))
+        return
+    tracker = SegmentProgress(disable=quiet)
+    with TrainingProgress(disable=quiet or execution.jobs > 1 or bool(execution.ray)) as bars:
+        report = encode_video(
+            input_path,
+            output,
+            options,
+            rule,
+            execution,
+            on_plan=tracker.plan,
+            on_segment=tracker.done,
+            progress=bars.update,
+            on_step=bars.step,
+        )
+    click.echo(video_summary(report))
 
 
 def _announce_plan(progress: TrainingProgress, plan: EncodePlan) -> None:
@@ -336,15 +416,26 @@ def decode(
     default=None,
     help="Refuse files whose decoding needs more memory than this, e.g. 4G [80% of RAM].",
 )
+@click.option(
+    "--segment",
+    default=None,
+    type=int,
+    help="Of a segmented file: the details of this segment (0-based) instead of the table.",
+)
 @friendly_errors
-def info(input_path: str, tensors: bool, max_memory: str | None) -> None:
-    """Format version, model and config, sizes per section, bpp breakdown."""
+def info(input_path: str, tensors: bool, max_memory: str | None, segment: int | None) -> None:
+    """Format version, model and config, sizes per section, bpp breakdown; of a segmented file,
+    its segments (frames, model, parameters, bytes, bpp, PSNR)."""
     from cli.render import info_text
-    from nvcodec import inspect
+    from cli.render_segments import segments_text
+    from nvcodec.inspection import inspect, inspect_segments
     from nvcodec.limits import parse_bytes
 
     limit = parse_bytes(max_memory) if max_memory else None
-    click.echo(info_text(inspect(input_path, max_memory=limit), tensors=tensors))
+    if segment is None and (table := inspect_segments(input_path)) is not None:
+        click.echo(segments_text(table))
+        return
+    click.echo(info_text(inspect(input_path, max_memory=limit, segment=segment), tensors=tensors))
 
 
 @main.command()

@@ -84,7 +84,14 @@ from nvcodec.training.checkpoint import (
 )
 from nvcodec.training.loop import OPTIMIZERS
 
-__all__ = ["EncodeOptions", "EncodeReport", "encode"]
+__all__ = [
+    "EncodeOptions",
+    "EncodeReport",
+    "check_nvc_output",
+    "encode",
+    "plan_for",
+    "smallest_budget",
+]
 
 RD, QAT = "rd", "qat"  # the two compression pipelines
 AUTO = "auto"  # --lambda auto: λ = κ·D/R of the trained model (nvcodec.pipeline._auto_lambda)
@@ -331,7 +338,7 @@ class EncodeReport:
     target_bpp: float | None = None
 
 
-def _check_nvc_output(output: str, input_path: str, overwrite: bool) -> None:
+def check_nvc_output(output: str, input_path: str, overwrite: bool) -> None:
     if is_stream_target(output):
         return  # a device or FIFO is written into (see _staged)
     folder = os.path.dirname(os.path.abspath(output))
@@ -455,7 +462,7 @@ def encode(
     opts = options or EncodeOptions()
     opts.validate()
     src, out = os.fspath(input_path), os.fspath(output)
-    _check_nvc_output(out, src, opts.overwrite)
+    check_nvc_output(out, src, opts.overwrite)
     _check_checkpoint_dir(opts)
     times: dict[str, float] = {}
     begin = time.perf_counter()
@@ -520,6 +527,17 @@ def _read(src: str, opts: EncodeOptions) -> tuple[Yuv420Frames, VideoInfo]:
                 f"{src} has {start + info.frame_count} frames; range {start}:{stop} is outside it"
             )
     return reference, info
+
+
+def plan_for(opts: EncodeOptions, info: VideoInfo, device: torch.device) -> EncodePlan:
+    """The plan of an encode of the clip ``info`` describes (a segment's, before it is read):
+    every option and the sized model are checked here, before any training."""
+    return _plan(opts, info, device)
+
+
+def smallest_budget(model_id: str, info: VideoInfo) -> int:
+    """Parameters of the smallest model of ``model_id`` for the clip ``info`` describes."""
+    return _smallest_feasible(model_id, info, 1_000)
 
 
 def _plan(opts: EncodeOptions, info: VideoInfo, device: torch.device) -> EncodePlan:

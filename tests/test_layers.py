@@ -25,6 +25,9 @@ RULES = {
     "nvcodec.inspection": ["nvcodec.training", "nvcodec.pipeline", "nvcodec.encoder"],
     # `nvc --help` is instant
     "cli.main": ["torch", "nvcodec"],
+    # Ray is an optional extra: a segmented encode imports it only when --ray asks for it
+    "nvcodec.segment_encoder": ["ray"],
+    "nvcodec.segmented": ["nvcodec.training", "nvcodec.pipeline", "nvcodec.encoder"],
 }
 
 
@@ -50,3 +53,18 @@ def test_no_private_nvcodec_names_outside_nvcodec(folder: str) -> None:
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nvcodec"):
                 private += [f"{path.name}: {a.name}" for a in node.names if a.name[0] == "_"]
     assert private == []
+
+
+def test_only_the_ray_runner_imports_ray() -> None:
+    importers = []
+    for folder in ("nvcodec", "bitstream", "cli", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                if any(n == "ray" or n.startswith("ray.") for n in names):
+                    importers.append(str(path.relative_to(ROOT)))
+    assert sorted(set(importers)) == ["nvcodec/segment_jobs.py"]

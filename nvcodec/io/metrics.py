@@ -17,7 +17,13 @@ import numpy as np
 from nvcodec.io.colour import ColourSpec, yuv420_to_rgb
 from nvcodec.io.frames import Yuv420Frames
 
-__all__ = ["QualityMetrics", "compute_metrics", "ms_ssim_window", "psnr_from_mse"]
+__all__ = [
+    "QualityMetrics",
+    "compute_metrics",
+    "merge_metrics",
+    "ms_ssim_window",
+    "psnr_from_mse",
+]
 
 _PLANES = ("psnr_y", "psnr_u", "psnr_v")
 
@@ -153,3 +159,30 @@ def compute_metrics(
         ms_ssim=math.fsum(ssim) / len(ssim) if win is not None else None,
         per_frame={k: per_frame[k] for k in order if k in per_frame},
     )
+
+
+def merge_metrics(parts: list[QualityMetrics]) -> QualityMetrics:
+    """The metrics of consecutive clips taken as one clip (segments of a video): each sequence
+    PSNR from the mean per-frame MSE, recovered from the per-frame PSNRs, as
+    :func:`compute_metrics` would have measured the whole clip; MS-SSIM the mean per frame."""
+    if not parts:
+        raise ValueError("no metrics to merge")
+    per_frame = {k: [v for p in parts for v in p.per_frame[k]] for k in parts[0].per_frame}
+    seq = {
+        k: psnr_from_mse(math.fsum(_mse_of(v) for v in per_frame[k]) / len(per_frame[k]))
+        for k in (*_PLANES, "psnr_rgb")
+    }
+    ssim = per_frame.get("ms_ssim")
+    return QualityMetrics(
+        psnr_y=seq["psnr_y"],
+        psnr_u=seq["psnr_u"],
+        psnr_v=seq["psnr_v"],
+        psnr_yuv=_yuv_611(seq["psnr_y"], seq["psnr_u"], seq["psnr_v"]),
+        psnr_rgb=seq["psnr_rgb"],
+        ms_ssim=math.fsum(ssim) / len(ssim) if ssim else None,
+        per_frame=per_frame,
+    )
+
+
+def _mse_of(psnr: float, peak: float = 255.0) -> float:
+    return 0.0 if math.isinf(psnr) else peak * peak / 10 ** (psnr / 10)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import itertools
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -27,7 +29,7 @@ from nvcodec.errors import InputError
 from nvcodec.io.colour import ColourSpec
 from nvcodec.io.frames import Yuv420Frames
 
-__all__ = ["VideoInfo", "VideoInputWarning", "read_video"]
+__all__ = ["VideoInfo", "VideoInputWarning", "read_video", "scan_video", "warn_about"]
 
 # AVColorSpace → the matrix nvcodec converts with. bt470bg and smpte170m are BT.601; BT.2020
 # constant luminance (10) is not a matrix at all and is read as non-constant (with a warning).
@@ -167,19 +169,27 @@ def _range_text(start: int, stop: int | None) -> str:
     return f"{start}:{'' if stop is None else stop}"
 
 
-def read_video(
+def scan_video(
     path: str | os.PathLike[str],
-    frames: tuple[int, int | None] | None = None,
+    frames: tuple[int, int | None] | None,
+    feature: Callable[[tuple[np.ndarray, ...]], np.ndarray],
     *,
-    max_frames: int = 100_000,
-) -> tuple[Yuv420Frames, VideoInfo]:
-    """Decode ``path`` (or the half-open frame range ``frames``) to 8-bit yuv420p.
+    max_frames: int = 1_000_000,
+) -> tuple[np.ndarray, VideoInfo]:
+    """``feature(y, u, v)`` of every frame of the range, stacked, without keeping the frames:
+    a pass over a long video in the memory of one frame (segment planning, scene cuts). Checks
+    and errors are :func:`read_video`'s."""
+    scan, fps = _scan(path, frames, max_frames, feature)
+    features = np.stack([p[0] for p in scan.planes])
+    return features, _info(scan, fps, len(scan.planes), path)
 
-    Frames are counted in the order the decoder returns them (pair frames by index, never by
-    timestamp). Decoding stops at ``stop``. Every user mistake is an :class:`InputError` naming
-    the file: missing, a folder, not a video, no video stream, an empty or invalid range, or more
-    than ``max_frames`` frames.
-    """
+
+def _scan(
+    path: str | os.PathLike[str],
+    frames: tuple[int, int | None] | None,
+    max_frames: int,
+    feature: Callable[[tuple[np.ndarray, ...]], np.ndarray] | None,
+) -> tuple[_Scan, Fraction]:
     name = os.fspath(path)
     start, stop = frames if frames is not None else (0, None)
     if start < 0 or (stop is not None and stop <= start):
@@ -197,7 +207,19 @@ def read_video(
     except (av.FFmpegError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise InputError(f"{name}: not a video PyAV can read ({reason})") from None
-    scan = _Scan(name, start, stop, max_frames)
+    scan = _Scan(name, start, stop, max_frames, feature)
+    fps = _decode_into(scan, container, name)
+    if not scan.planes or scan.spec is None:
+        if frames is None:
+            raise InputError(f"{name}: no frames decoded")
+        raise InputError(
+            f"{name} has {scan.seen} frames; --frames {_range_text(start, stop)} selects none"
+        )
+    return scan, fps
+
+
+def _decode_into(scan: _Scan, container: Any, name: str) -> Fraction:
+    """Feed every decoded frame of the first video stream to ``scan``; the stream's rate."""
     with container:
         if container.format.name in _TEXT_DEMUXERS:
             raise InputError(f"{name}: not a video PyAV can read (text, not video)")
@@ -212,35 +234,58 @@ def read_video(
                     break
         except av.FFmpegError as exc:
             raise InputError(f"{name}: decoding failed at frame {scan.seen} ({exc})") from None
+    return fps
 
-    if not scan.planes or scan.spec is None:
-        if frames is None:
-            raise InputError(f"{name}: no frames decoded")
-        raise InputError(
-            f"{name} has {scan.seen} frames; --frames {_range_text(start, stop)} selects none"
-        )
+
+def read_video(
+    path: str | os.PathLike[str],
+    frames: tuple[int, int | None] | None = None,
+    *,
+    max_frames: int = 100_000,
+) -> tuple[Yuv420Frames, VideoInfo]:
+    """Decode ``path`` (or the half-open frame range ``frames``) to 8-bit yuv420p.
+
+    Frames are counted in the order the decoder returns them (pair frames by index, never by
+    timestamp). Decoding stops at ``stop``. Every user mistake is an :class:`InputError` naming
+    the file: missing, a folder, not a video, no video stream, an empty or invalid range, or more
+    than ``max_frames`` frames.
+    """
+    scan, fps = _scan(path, frames, max_frames, None)
     out = Yuv420Frames(*(np.stack([p[i] for p in scan.planes]) for i in range(3)))
-    info = VideoInfo(
-        width=out.width,
-        height=out.height,
-        frame_count=out.count,
+    info = _info(scan, fps, out.count, path)
+    warn_about(info)
+    return out, info
+
+
+def _info(scan: _Scan, fps: Fraction, count: int, path: str | os.PathLike[str]) -> VideoInfo:
+    assert scan.spec is not None
+    return VideoInfo(
+        width=scan.size[0],
+        height=scan.size[1],
+        frame_count=count,
         fps=fps,
         colour=scan.spec,
-        source=name,
+        source=os.fspath(path),
         rotation=scan.rotation,
         colour_note=scan.colour_note,
         interlaced=scan.interlaced,
         variable_frame_rate=_is_variable_rate(scan.pts),
     )
-    _warn_about(info)
-    return out, info
 
 
 class _Scan:
     """The frames of ``[start, stop)`` as they are decoded, and what they say about the clip."""
 
-    def __init__(self, name: str, start: int, stop: int | None, max_frames: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        start: int,
+        stop: int | None,
+        max_frames: int,
+        feature: Callable[[tuple[np.ndarray, ...]], np.ndarray] | None = None,
+    ) -> None:
         self.name, self.start, self.stop, self.max_frames = name, start, stop, max_frames
+        self.feature = feature
         self.planes: list[tuple[np.ndarray, ...]] = []
         self.spec: ColourSpec | None = None
         self.colour_note = ""
@@ -272,11 +317,12 @@ class _Scan:
         self.interlaced = self.interlaced or bool(getattr(frame, "interlaced_frame", False))
         if frame.pts is not None:
             self.pts.append(int(frame.pts))
-        self.planes.append(_to_yuv420p(frame, self.spec))
+        planes = _to_yuv420p(frame, self.spec)
+        self.planes.append(planes if self.feature is None else (self.feature(planes),))
         return self.stop is not None and self.seen >= self.stop
 
 
-def _warn_about(info: VideoInfo) -> None:
+def warn_about(info: VideoInfo) -> None:
     name = info.source
     if info.rotation:
         warnings.warn(

@@ -92,7 +92,7 @@ def test_info(small_encode):
     result = run("info", str(path))
     assert result.exit_code == 0
     for word in (
-        "nvc format 1.1",
+        "nvc format 1.2",
         "nerv",
         f"{report.parameters:,} parameters",
         "tensor_data",

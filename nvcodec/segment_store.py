@@ -1,0 +1,128 @@
+"""Finished segments kept in ``--checkpoint-dir``, so that ``--resume`` encodes only the rest.
+
+Each finished segment is two files written atomically: ``segment-NNNNN.nvc`` (its verified
+one-segment image) and ``segment-NNNNN.json`` (what must match for it to be reused: the
+content hash of its frames, its frame span, every option of its encode, the threads it trained
+with and the versions; plus what its encode measured). A segment whose record does not match
+the current plan is encoded again, never reused. The folder's segment files are removed once
+the whole file is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from bitstream import NvcError, unpack
+from nvcodec import __version__
+from nvcodec.errors import ConfigError, OutputError
+from nvcodec.io import QualityMetrics
+from nvcodec.segment_jobs import SegmentJob, SegmentResult
+from nvcodec.training.checkpoint import NoCheckpointError
+
+__all__ = ["SegmentStore"]
+
+
+class SegmentStore:
+    """The segment files of one segmented encode in one folder."""
+
+    def __init__(self, folder: str, fingerprints: dict[int, dict[str, Any]]) -> None:
+        self.folder = folder
+        self.fingerprints = fingerprints
+
+    @classmethod
+    def open(
+        cls, options: Any, jobs: Sequence[SegmentJob], digests: Sequence[str]
+    ) -> SegmentStore | None:
+        """The store of ``options.checkpoint_dir`` (None without one), after the same checks as
+        a one-segment encode's checkpoint: a folder that can be used, and ``--resume`` only
+        where there is something to resume, never a silent restart over old segments."""
+        folder = options.checkpoint_dir
+        if not folder:
+            return None
+        parent = os.path.dirname(os.path.abspath(folder))
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise OutputError(f"{folder}: checkpoint folder is a file")
+        if not os.path.isdir(parent):
+            raise OutputError(f"{folder}: cannot create the checkpoint folder: {parent} is missing")
+        os.makedirs(folder, exist_ok=True)
+        existing = glob.glob(os.path.join(glob.escape(folder), "segment-*.json"))
+        if options.resume and not existing:
+            raise NoCheckpointError(f"{folder}: no finished segments to resume from")
+        if existing and not options.resume:
+            raise ConfigError(
+                f"{folder}: finished segments of an interrupted encode are there; continue it "
+                "with --resume, or delete them (or use another --checkpoint-dir) to start over"
+            )
+        prints = {job.index: _fingerprint(job, d) for job, d in zip(jobs, digests, strict=True)}
+        return cls(folder, prints)
+
+    def _paths(self, index: int) -> tuple[str, str]:
+        base = os.path.join(self.folder, f"segment-{index:05d}")
+        return base + ".nvc", base + ".json"
+
+    def load(self, job: SegmentJob) -> SegmentResult | None:
+        """The finished segment of ``job``, if one matching it is stored and intact."""
+        image_path, record_path = self._paths(job.index)
+        try:
+            with open(record_path, encoding="utf-8") as f:
+                record = json.load(f)
+            with open(image_path, "rb") as f:
+                image = f.read()
+            unpack(image, name=image_path)  # every checksum, before it is reused
+        except (OSError, ValueError, NvcError):
+            return None
+        if record.get("fingerprint") != self.fingerprints[job.index]:
+            return None
+        result = record["result"]
+        metrics = QualityMetrics(**result.pop("metrics"))
+        return SegmentResult(image=image, metrics=metrics, **result)
+
+    def save(self, job: SegmentJob, result: SegmentResult) -> None:
+        image_path, record_path = self._paths(job.index)
+        fields = {
+            f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name != "image"
+        }
+        fields["metrics"] = result.metrics.to_dict()
+        record = {"fingerprint": self.fingerprints[job.index], "result": fields}
+        _atomic(image_path, result.image)
+        _atomic(record_path, json.dumps(record).encode())
+
+    def remove(self) -> None:
+        for path in glob.glob(os.path.join(glob.escape(self.folder), "segment-*.*")):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def _fingerprint(job: SegmentJob, digest: str) -> dict[str, Any]:
+    options = {
+        f.name: list(v) if isinstance(v := getattr(job.options, f.name), tuple) else v
+        for f in dataclasses.fields(job.options)
+    }
+    return {
+        "frames_sha256": digest,
+        "span": [job.start, job.stop],
+        "options": options,
+        "threads": job.threads,
+        "versions": {"nvcodec": __version__, "torch": torch.__version__},
+    }
+
+
+def _atomic(path: str, blob: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".segment-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

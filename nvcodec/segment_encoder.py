@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from bitstream import MAX_SEGMENTS, encode_metadata
+from bitstream import MAX_SEGMENTS
 from nvcodec import __version__
 from nvcodec.device import resolve_device
 from nvcodec.encoder import EncodeOptions, check_nvc_output, plan_for, smallest_budget
@@ -40,7 +42,7 @@ from nvcodec.io.video import warn_about
 from nvcodec.scenes import SegmentRule, detect_cuts, plan_segments, scan
 from nvcodec.segment_jobs import SegmentJob, SegmentResult, run_local, run_pool, run_ray
 from nvcodec.segment_store import SegmentStore
-from nvcodec.segmented import open_video, write_segmented
+from nvcodec.segmented import open_video, overhead_bytes, write_segmented
 
 __all__ = ["Execution", "SegmentSummary", "VideoReport", "encode_video", "plan_video"]
 
@@ -157,7 +159,7 @@ def _segment_options(
     target = options.target_bpp
     if target is not None:
         total = target * info.width * info.height * info.frame_count / 8
-        share = 1 - _outer_bytes(count) / total
+        share = 1 - _outer_bytes(info, options, count) / total
         if share < 0.5:
             raise ConfigError(
                 f"--bpp {target:g} is too low for a segmented file of {info.frame_count} frames "
@@ -175,10 +177,25 @@ def _segment_options(
     )
 
 
-def _outer_bytes(segments: int) -> int:
-    """A generous bound on the segmented file's bytes outside its segments: header, METADATA
-    (with a PSNR per segment) and the index."""
-    return 28 + 3 * 32 + 600 + 32 * segments
+def _stored(info: VideoInfo) -> StoredVideo:
+    return StoredVideo(info.width, info.height, info.frame_count, info.fps, info.colour)
+
+
+def _encoder_meta(options: EncodeOptions, frames: int, psnrs: Sequence[float]) -> dict[str, Any]:
+    """The segmented file's METADATA ``encoder`` object (informational)."""
+    return {
+        "name": "nvcodec",
+        "version": __version__,
+        "model": options.model,
+        "segment_psnr_yuv": [round(p, 4) if math.isfinite(p) else None for p in psnrs],
+        "source_frames": [options.frames[0] if options.frames else 0, frames],
+    }
+
+
+def _outer_bytes(info: VideoInfo, options: EncodeOptions, segments: int) -> int:
+    """The segmented file's bytes outside its segments, at their longest (PSNRs of 6 digits)."""
+    encoder = _encoder_meta(options, info.frame_count, [-99.1234] * segments)
+    return overhead_bytes(_stored(info), segments, encoder)
 
 
 def encode_video(
@@ -251,18 +268,8 @@ def _assemble(
 ) -> int:
     """Write the segmented file, then reopen it and check every segment parses and agrees."""
     info = plan.info
-    video = StoredVideo(info.width, info.height, info.frame_count, info.fps, info.colour)
-    encoder = {
-        "name": "nvcodec",
-        "version": __version__,
-        "model": options.model,
-        "segment_psnr_yuv": [round(r.metrics.psnr_yuv, 4) for r in results],
-        "source_frames": [options.frames[0] if options.frames else 0, info.frame_count],
-    }
-    if len(encode_metadata({"video": video.to_dict(), "encoder": encoder})) > _outer_bytes(
-        len(results)
-    ):
-        encoder.pop("segment_psnr_yuv")  # never break the --bpp bound for a nicety
+    video = _stored(info)
+    encoder = _encoder_meta(options, info.frame_count, [r.metrics.psnr_yuv for r in results])
     try:
         size = write_segmented(
             out,

@@ -36,7 +36,14 @@ from bitstream import (
 )
 from nvcodec.fileformat import NvcFile, StoredVideo, parse_metadata, parse_video
 
-__all__ = ["SEGMENTED_READER", "NvcVideo", "open_video", "write_segmented"]
+__all__ = [
+    "SEGMENTED_READER",
+    "NvcVideo",
+    "open_video",
+    "overhead_bytes",
+    "segmented_metadata",
+    "write_segmented",
+]
 
 SEGMENTED_READER = (1, 2)
 """The reader version a segmented file declares (older readers say "upgrade")."""
@@ -165,6 +172,19 @@ def _required(handle: SectionFile, type: int, name: str) -> Section:
     return section
 
 
+def segmented_metadata(video: StoredVideo, count: int, encoder: dict[str, Any]) -> dict[str, Any]:
+    """The METADATA object of a segmented file."""
+    return {"video": video.to_dict(), "segments": {"count": count}, "encoder": encoder}
+
+
+def overhead_bytes(video: StoredVideo, count: int, encoder: dict[str, Any]) -> int:
+    """Bytes of a segmented file outside its segments (header, table, METADATA, an index of
+    ``count`` segments at its longest), for rate control before the segments exist."""
+    index = 3 + count * (3 + 5 + 4)  # varints of at most 2^20 frames and 2^30 bytes, a CRC
+    meta = encode_metadata(segmented_metadata(video, count, encoder))
+    return 28 + 3 * 32 + len(meta) + index
+
+
 def write_segmented(
     path: str | os.PathLike[str],
     video: StoredVideo,
@@ -179,7 +199,7 @@ def write_segmented(
     if sum(frames for frames, _ in segments) != video.frame_count:
         raise ValueError("segment frame counts do not add up to the video's")
     index, data = encode_segment_index(segments)
-    meta = {"video": video.to_dict(), "segments": {"count": len(segments)}, "encoder": encoder}
+    meta = segmented_metadata(video, len(segments), encoder)
     sections = [
         Section(SectionType.METADATA, encode_metadata(meta)),
         Section(SectionType.SEGMENT_INDEX, index),

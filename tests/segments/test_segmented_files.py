@@ -183,3 +183,17 @@ def test_segmented_file_with_model_tensors_refused(segmented, tmp_path: Path) ->
     bs.write_file(only_index, list(container.sections[:2]), reader_version=(1, 2))
     with pytest.raises(bs.MalformedFileError, match="no SEGMENT_DATA"):
         open_video(only_index)
+
+
+def test_bpp_is_met_by_the_file_as_a_whole(tmp_path: Path) -> None:
+    from nvcodec.scenes import SegmentRule
+    from nvcodec.segment_encoder import Execution, encode_video
+
+    from .conftest import tiny_options
+
+    out = tmp_path / "rate.nvc"
+    options = tiny_options(size=300_000, target_bpp=0.5)
+    report = encode_video(CLIP, out, options, SegmentRule(length=8), Execution(threads=1))
+    assert report.bpp <= 0.5
+    assert report.bpp > 0.42  # and not far below it
+    assert report.bytes == out.stat().st_size

@@ -101,18 +101,26 @@ def rd(args: argparse.Namespace) -> list[dict[str, object]]:
 
 
 def memory(args: argparse.Namespace) -> list[dict[str, object]]:
+    """Peak RSS at each length: segments of 81 frames, and (up to 4x) one network for contrast."""
     from benchmarks.long_clip import build
 
     runs = []
+    common = ["--size", "20k", "--epochs", "1", "--rd-epochs", "1"]
     for loop in (int(x) for x in args.loops.split(",")):
         clip = os.path.join(args.out, f"loop{loop}.y4m")
         build(clip, 4, loop)
-        common = ["--size", "20k", "--epochs", "1", "--rd-epochs", "1", "--threads", "1"]
-        run = _encode(clip, os.path.join(args.out, f"loop{loop}.nvc"), *common, "--segment", "81")
+        modes = [("segments of 81", ["--segment", "81", "--threads", "1"])]
+        if loop <= 4:
+            modes.append(("one network", []))
+        for mode, extra in modes:
+            out = os.path.join(args.out, f"loop{loop}.nvc")
+            run = {"mode": mode, "frames": 324 * loop, **_encode(clip, out, *common, *extra)}
+            print(
+                f"{mode:16s} {run['frames']:>6d} frames: peak RSS {run['peak_rss_mib']} MiB, "
+                f"{run['seconds']} s"
+            )
+            runs.append(run)
         os.unlink(clip)
-        run["frames"] = 324 * loop
-        print(f"{run['frames']:>6d} frames: peak RSS {run['peak_rss_mib']} MiB, {run['seconds']} s")
-        runs.append(run)
     return runs
 
 

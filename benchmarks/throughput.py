@@ -7,8 +7,8 @@
 For each model at the resolution and parameter budget (the channel widths ``nvc encode`` would
 solve for ``--frames`` frames):
 
-- **MACs/px**: :func:`nvcodec.models.complexity.macs_per_pixel` (conv and linear layers only;
-  parameter-free products such as DS-NeRV's attention are not counted).
+- **MACs/px**: :func:`nvcodec.models.complexity.macs_per_pixel` (every convolution and matrix
+  product, DS-NeRV's attention included).
 - **net fps**: ``model(t)`` alone (seeded random weights, eval, ``inference_mode``, float32) over
   all frame positions in the decoder's batches (its batch size rule, the last batch padded), so
   only the network is timed.

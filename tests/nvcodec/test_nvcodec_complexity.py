@@ -1,4 +1,4 @@
-"""Decoder MACs per pixel, counted from the model's own conv/linear layers."""
+"""Decoder MACs per pixel, counted from the model's own forward pass (attention included)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from nvcodec.models import model_ids, solve_config
-from nvcodec.models.complexity import layer_macs, macs_per_pixel, total_macs
+from nvcodec.models import build_model, model_ids, solve_config
+from nvcodec.models.complexity import macs_per_pixel, total_macs
 from nvcodec.models.nerv import NeRVConfig
 from nvcodec.models.nervpp import nervpp_sizing
 
@@ -35,11 +35,33 @@ def test_tiny_nerv_matches_hand_count() -> None:
     assert macs_per_pixel(cfg) == pytest.approx(expected / (7 * 8))
 
 
-def test_grouped_conv_counts_per_group() -> None:
-    dw = nn.Conv2d(6, 6, 3, padding=1, groups=6, device="meta")
-    out = dw(torch.zeros(1, 6, 5, 5, device="meta"))
-    assert layer_macs(dw, out, batch=1) == 6 * 25 * 9
-    assert layer_macs(nn.ReLU(), out, batch=1) == 0
+def _weighted_layer_macs(model_id: str) -> tuple[int, int]:
+    """(all MACs, MACs of conv/linear layers alone by hooks) of a small model of ``model_id``."""
+    cfg = solve_config(model_id, 72, 96, 8, 30_000)
+    model = build_model(cfg, device="meta")
+    counted = 0
+
+    def hook(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        nonlocal counted
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1]
+            counted += output.numel() * module.in_channels // module.groups * k
+        elif isinstance(module, nn.Linear):
+            counted += output.numel() * module.in_features
+
+    for m in model.modules():
+        m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.zeros(1, device="meta"))
+    return total_macs(cfg), counted
+
+
+def test_attention_counts_on_top_of_the_weighted_layers() -> None:
+    total, layers = _weighted_layer_macs("ds-nerv")
+    assert total > layers  # softmax(QKᵀ)V of the channel attention
+    for model_id in ("nerv", "hnerv"):  # no parameter-free products: both counts agree
+        total, layers = _weighted_layer_macs(model_id)
+        assert total == layers
 
 
 def test_nervpp_block_count() -> None:

@@ -29,7 +29,7 @@ from nvcodec.models.blocks import (
     make_activation,
     plan_grid,
 )
-from nvcodec.models.config import ModelConfig, bounds
+from nvcodec.models.config import ModelConfig, added_later, bounds
 from nvcodec.models.registry import register_model
 
 __all__ = ["NeRV", "NeRVConfig", "index_layout", "nerv_sizing"]
@@ -59,6 +59,9 @@ class NeRVConfig(ModelConfig):
     pe_levels: int = dataclasses.field(default=40, metadata=bounds(1, 128))
     pe_base: float = dataclasses.field(default=1.25, metadata=bounds(1.0, 4.0))
     activation: str = dataclasses.field(default="gelu", metadata={"choices": ACTIVATIONS})
+    head_kernel: int = dataclasses.field(default=3, metadata=added_later(lo=1, hi=7))
+    """The output conv's kernel: 1 as in the NeRV reference (new files); 3 in files written
+    before this field existed."""
 
     def validate(self) -> None:
         super().validate()
@@ -66,6 +69,8 @@ class NeRVConfig(ModelConfig):
 
         if len(self.channels) != len(self.strides):
             raise ConfigError("nerv config: one channel count per stride is required")
+        if self.head_kernel % 2 == 0:
+            raise ConfigError(f"nerv config: head kernel must be odd, got {self.head_kernel}")
         scale = math.prod(self.strides)
         self.check_output_grid(self.base_h * scale, self.base_w * scale)
 
@@ -118,7 +123,8 @@ def index_layout(
 
 def nerv_sizing(height: int, width: int, frame_count: int, knob: int) -> NeRVConfig:
     """NeRV in the reference's shape (:func:`index_layout`, fine width 96)."""
-    return NeRVConfig(**index_layout(height, width, frame_count, knob, fine_width=NERV_FINE_WIDTH))
+    layout = index_layout(height, width, frame_count, knob, fine_width=NERV_FINE_WIDTH)
+    return NeRVConfig(**layout, head_kernel=1)
 
 
 @register_model("nerv", NeRVConfig, nerv_sizing, "NeRV: positional encoding → MLP → NeRV blocks")
@@ -150,7 +156,7 @@ class NeRV(nn.Module):
             blocks.append(NeRVBlock(in_ch, out_ch, stride, config.kernel, config.activation))
             in_ch = out_ch
         self.blocks = nn.Sequential(*blocks)
-        self.head = OutputHead(in_ch)
+        self.head = OutputHead(in_ch, config.head_kernel)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         """``t``: (N,) frame positions in frame units (may be fractional) → (N, 3, H, W)."""

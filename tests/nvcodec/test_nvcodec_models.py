@@ -482,3 +482,18 @@ EDGE_CONFIGS = {
 def test_activation_elements_bounds_edge_configs(cfg: NeRVConfig) -> None:
     observed = _max_activation_per_frame(build_model(cfg))
     assert cfg.activation_elements() >= observed
+
+
+def test_nerv_head_is_the_references_1x1_and_old_files_keep_3x3() -> None:
+    from nvcodec.models.nerv import nerv_sizing
+    from nvcodec.models.registry import config_from_dict
+
+    new = nerv_sizing(72, 96, 4, 16)
+    assert new.head_kernel == 1
+    assert build_model(new, device="meta").head.conv.kernel_size == (1, 1)
+    data = new.to_dict()
+    del data["head_kernel"]  # a file written before the field existed
+    old = config_from_dict("nerv", data)
+    assert old.head_kernel == 3
+    assert build_model(old, device="meta").head.conv.kernel_size == (3, 3)
+    assert "head_kernel" not in old.to_dict()

@@ -260,6 +260,64 @@ def _schedule(
     )
 
 
+@dataclass
+class _Run:
+    """Everything one call of :func:`train` steps: the model and its training encoder, the
+    optimiser, schedule and shuffling generator, and the clock (moved back on resume)."""
+
+    model: nn.Module
+    encoder: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    generator: torch.Generator
+    config: TrainConfig
+    per_epoch: int
+    start: float
+
+    def state(self, epoch: int, mse_t: torch.Tensor) -> Callable[[], TrainState]:
+        """The checkpoint state after ``epoch``, captured only if a checkpoint is saved."""
+        return functools.partial(
+            capture_train_state,
+            epoch,
+            self.config.epochs,
+            mse_t,  # brought to the host only then
+            time.perf_counter() - self.start,
+            self.model,
+            self.encoder,
+            self.optimizer,
+            self.scheduler,
+            self.generator,
+        )
+
+
+def _prepare(
+    model: nn.Module, frames: torch.Tensor, config: TrainConfig, extra_groups: list[dict] | None
+) -> _Run:
+    generator = torch.Generator().manual_seed(config.seed)
+    make_encoder = getattr(model, "make_training_encoder", None)
+    encoder = make_encoder().to(frames.device) if make_encoder is not None else None
+    optimizer = make_optimizer(model, config, encoder, extra_groups)
+    per_epoch = steps_per_epoch(model, frames.shape[0], config)
+    scheduler = _schedule(optimizer, config.epochs * per_epoch, config.warmup)
+    model.train()
+    if encoder is not None:
+        encoder.train()
+    return _Run(
+        model, encoder, optimizer, scheduler, generator, config, per_epoch, time.perf_counter()
+    )
+
+
+def _resume(run: _Run, resume: TrainState | None) -> tuple[int, float]:
+    """The first epoch to run and the loss so far (a fresh run: 1 and NaN)."""
+    if resume is None:
+        return 1, math.nan
+    if resume.epochs != run.config.epochs:
+        raise ValueError(f"resume state is for {resume.epochs} epochs, not {run.config.epochs}")
+    restore_train_state(resume, run.model, run.encoder, run.optimizer, run.scheduler, run.generator)
+    run.start -= resume.seconds
+    return resume.epoch + 1, resume.loss
+
+
 def train(
     model: nn.Module,
     frames: torch.Tensor,
@@ -281,64 +339,34 @@ def train(
     reports optimiser steps as they happen, at most every :data:`STEP_REPORT_S` seconds and at
     each epoch's end, so progress shows from the first seconds even when an epoch takes minutes.
     """
-    generator = torch.Generator().manual_seed(config.seed)
-    make_encoder = getattr(model, "make_training_encoder", None)
-    encoder = make_encoder().to(frames.device) if make_encoder is not None else None
-    optimizer = make_optimizer(model, config, encoder, extra_groups)
-    per_epoch = steps_per_epoch(model, frames.shape[0], config)
-    total_steps = config.epochs * per_epoch
-    scheduler = _schedule(optimizer, total_steps, config.warmup)
+    run = _prepare(model, frames, config, extra_groups)
+    total_steps = config.epochs * run.per_epoch
     autocast = config.amp and frames.device.type == "cuda"
-    model.train()
-    if encoder is not None:
-        encoder.train()
-    start = time.perf_counter()
-    mse = math.nan
-    first = 1
-    if resume is not None:
-        if resume.epochs != config.epochs:
-            raise ValueError(f"resume state is for {resume.epochs} epochs, not {config.epochs}")
-        restore_train_state(resume, model, encoder, optimizer, scheduler, generator)
-        first, mse, start = resume.epoch + 1, resume.loss, start - resume.seconds
+    first, mse = _resume(run, resume)
     for epoch in range(first, config.epochs + 1):
-        step_report = _step_reporter(on_step, (epoch - 1) * per_epoch, per_epoch, total_steps)
+        done = (epoch - 1) * run.per_epoch
         mse_t = train_epoch(
             model,
-            optimizer,
-            scheduler,
+            run.optimizer,
+            run.scheduler,
             frames,
             config.batch_size,
-            generator,
+            run.generator,
             autocast,
-            encoder=encoder,
+            encoder=run.encoder,
             penalty=penalty,
             patch=config.patch,
-            on_step=step_report,
+            on_step=_step_reporter(on_step, done, run.per_epoch, total_steps),
         )
         if checkpoint is not None:
-            checkpoint(
-                epoch,
-                config.epochs,
-                functools.partial(
-                    capture_train_state,
-                    epoch,
-                    config.epochs,
-                    mse_t,  # brought to the host only if a checkpoint is saved
-                    time.perf_counter() - start,
-                    model,
-                    encoder,
-                    optimizer,
-                    scheduler,
-                    generator,
-                ),
-            )
+            checkpoint(epoch, config.epochs, run.state(epoch, mse_t))
         if callback is not None or epoch == config.epochs:
             mse = float(mse_t)  # the one host sync per epoch
             if callback is not None:
-                lr = optimizer.param_groups[0]["lr"]
-                seconds = time.perf_counter() - start
+                lr = run.optimizer.param_groups[0]["lr"]
+                seconds = time.perf_counter() - run.start
                 callback(EpochStats(epoch, config.epochs, mse, _psnr(mse), lr, seconds))
     model.eval()
-    if encoder is not None:
-        model.finalize_training(encoder.eval(), frames)
-    return TrainResult(mse, _psnr(mse), time.perf_counter() - start, total_steps)
+    if run.encoder is not None:
+        model.finalize_training(run.encoder.eval(), frames)
+    return TrainResult(mse, _psnr(mse), time.perf_counter() - run.start, total_steps)

@@ -5,18 +5,25 @@ normative document is enough to decode every file the project writes. It reads o
 (`read_tensors`) down to dequantised float32 tensors, and splits segmented files (format 1.2)
 into their segment images (`read_segments`). Errors mirror the document's error class names but
 are local classes (all `ValueError`s).
+
+Tensor payloads are decoded either with constriction (`decoder="constriction"`, the library the
+writer used) or with the sibling module `ans_reader.py` (`decoder="numpy"`), which implements the
+coder and the entropy models' integer tables from FORMAT.md in plain Python + numpy; constriction
+is imported only on first use by the former.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import struct
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
-import constriction
 import numpy as np
 import zstandard
 
@@ -389,8 +396,26 @@ def parse_tensor_table(
 # --------------------------------------------------------------------------- payloads
 
 
+DECODERS = ("constriction", "numpy")
+
+
+def _ans_reader() -> ModuleType:
+    """The sibling `ans_reader.py`, imported by path (this file is itself imported by path)."""
+    name = "nvc_ans_reader"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("ans_reader.py")
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def _entropy_model(entry: TensorEntry):
     """The constriction model of kinds 1-3 (kind 0 needs no coder)."""
+    import constriction
+
     stream_model = constriction.stream.model
     if entry.kind == 1:
         counts = np.asarray(entry.params[1], dtype=np.float64)
@@ -401,8 +426,32 @@ def _entropy_model(entry: TensorEntry):
     return stream_model.QuantizedGaussian(lo, hi, loc, scale)
 
 
-def decode_symbols(entry: TensorEntry, payload: bytes) -> np.ndarray:
-    """The `numel` integer symbols of one tensor, as int64."""
+def _decode_constriction(entry: TensorEntry, words: np.ndarray) -> np.ndarray:
+    """Kinds 1-3 with constriction's `AnsCoder` (unsealed) and models."""
+    import constriction
+
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+    except ValueError as err:  # the last word is zero
+        raise MalformedFileError(f"tensor data: {err}") from err
+    symbols = np.asarray(coder.decode(_entropy_model(entry), entry.numel), dtype=np.int64)
+    return symbols + entry.params[0] if entry.kind == 1 else symbols
+
+
+def _decode_numpy(entry: TensorEntry, words: np.ndarray) -> np.ndarray:
+    """Kinds 1-3 with `ans_reader` (FORMAT.md's "Entropy coding in detail", no constriction)."""
+    ans = _ans_reader()
+    lo, cdf = ans.model_table(entry.kind, entry.params)
+    try:
+        return ans.ans_decode(words, cdf, entry.numel) + lo
+    except ans.AnsPayloadError as err:
+        raise MalformedFileError(f"tensor data: {err}") from err
+
+
+def decode_symbols(entry: TensorEntry, payload: bytes, decoder: str = "constriction") -> np.ndarray:
+    """The `numel` integer symbols of one tensor, as int64, decoded with `decoder`."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, not {decoder!r}")
     if entry.kind == 0:
         if payload:
             raise MalformedFileError("tensor data: constant model with a non-empty payload")
@@ -411,11 +460,8 @@ def decode_symbols(entry: TensorEntry, payload: bytes) -> np.ndarray:
         if len(payload) % 4:
             raise MalformedFileError("tensor data: payload is not whole 32-bit words")
         words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
-        coder = constriction.stream.stack.AnsCoder(words)
-        decoded = coder.decode(_entropy_model(entry), entry.numel)
-        symbols = np.asarray(decoded, dtype=np.int64)
-        if entry.kind == 1:
-            symbols = symbols + entry.params[0]
+        decode = _decode_numpy if decoder == "numpy" else _decode_constriction
+        symbols = decode(entry, words)
     peak = 2 ** (entry.bits - 1) - 1
     if symbols.size and (symbols.min() < -peak or symbols.max() > peak):
         raise MalformedFileError(f"tensor data: symbol outside the {entry.bits}-bit range")
@@ -433,22 +479,36 @@ def dequantise(entry: TensorEntry, symbols: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- public API
 
 
-def parse_tensors(
-    data: bytes, shapes: list[tuple[int, ...]] | None = None, name: str = "<bytes>"
-) -> tuple[dict, list[np.ndarray]]:
-    """METADATA and the dequantised flat float32 tensors of a one-segment file image."""
+def parse_symbols(
+    data: bytes,
+    shapes: list[tuple[int, ...]] | None = None,
+    name: str = "<bytes>",
+    decoder: str = "constriction",
+) -> tuple[dict, list[TensorEntry], list[np.ndarray]]:
+    """METADATA, the table entries and every tensor's int64 symbols of a one-segment file image."""
     container = parse_container(data, name)
     if SEGMENT_INDEX in container.sections or SEGMENT_DATA in container.sections:
         raise MalformedFileError(f"{name}: a segmented file, not a one-segment file")
     metadata = decode_metadata(container.get(METADATA, name))
     tensor_data = container.get(TENSOR_DATA, name)
     entries = parse_tensor_table(container.get(TENSOR_TABLE, name), shapes, len(tensor_data))
-    tensors, offset = [], 0
+    symbols, offset = [], 0
     for entry in entries:
         payload = tensor_data[offset : offset + entry.payload_bytes]
         offset += entry.payload_bytes
-        tensors.append(dequantise(entry, decode_symbols(entry, payload)))
-    return metadata, tensors
+        symbols.append(decode_symbols(entry, payload, decoder))
+    return metadata, entries, symbols
+
+
+def parse_tensors(
+    data: bytes,
+    shapes: list[tuple[int, ...]] | None = None,
+    name: str = "<bytes>",
+    decoder: str = "constriction",
+) -> tuple[dict, list[np.ndarray]]:
+    """METADATA and the dequantised flat float32 tensors of a one-segment file image."""
+    metadata, entries, symbols = parse_symbols(data, shapes, name, decoder)
+    return metadata, [dequantise(e, q) for e, q in zip(entries, symbols, strict=True)]
 
 
 def _read_bytes(path: str | Path) -> bytes:
@@ -460,12 +520,12 @@ def _read_bytes(path: str | Path) -> bytes:
 
 
 def read_tensors(
-    path: str | Path, shapes: list[tuple[int, ...]] | None = None
+    path: str | Path, shapes: list[tuple[int, ...]] | None = None, decoder: str = "constriction"
 ) -> tuple[dict, list[np.ndarray]]:
     """METADATA and the dequantised tensors (flat float32, table order) of a one-segment file.
 
     `shapes` (the rebuilt model's parameter shapes) is needed only for per-channel scales."""
-    return parse_tensors(_read_bytes(path), shapes, Path(path).name)
+    return parse_tensors(_read_bytes(path), shapes, Path(path).name, decoder)
 
 
 def parse_segment_index(blob: bytes) -> list[tuple[int, int, int]]:

@@ -1,8 +1,16 @@
-"""The independent reader (written from FORMAT.md alone) agrees bit for bit with the decoder."""
+"""The independent reader (written from FORMAT.md alone) agrees bit for bit with the decoder.
+
+Every golden file is read twice: with constriction decoding the payloads, and with the plain
+Python + numpy coder of `ans_reader.py` (FORMAT.md's "Entropy coding in detail"); both must give
+the project's symbols and dequantised tensors exactly.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,8 +53,21 @@ def _project_tensors(nvc, name: str) -> tuple[list[tuple[int, ...]], list[np.nda
 def _assert_identical(ours: list[np.ndarray], theirs: list[np.ndarray]) -> None:
     assert len(ours) == len(theirs)
     for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        assert a.dtype == np.float32, i
+        assert a.dtype == theirs[i].dtype, i
         assert np.array_equal(a, b), f"tensor {i} differs"
+
+
+def _check_image(image: bytes, nvc, name: str) -> None:
+    """Both decoders give the same symbols, and the project's metadata and tensors."""
+    shapes, expected = _project_tensors(nvc, name)
+    metadata, _, symbols = rr.parse_symbols(image, shapes, name, decoder="constriction")
+    assert metadata == nvc.metadata()
+    _, _, numpy_symbols = rr.parse_symbols(image, shapes, name, decoder="numpy")
+    _assert_identical(numpy_symbols, symbols)
+    for decoder in rr.DECODERS:
+        _, tensors = rr.parse_tensors(image, shapes, name, decoder=decoder)
+        assert all(t.dtype == np.float32 for t in tensors)
+        _assert_identical(tensors, expected)
 
 
 def test_golden_files_found() -> None:
@@ -56,11 +77,7 @@ def test_golden_files_found() -> None:
 
 @pytest.mark.parametrize("path", ONE_SEGMENT, ids=lambda p: p.stem)
 def test_one_segment_file_matches_decoder(path: Path) -> None:
-    nvc = read_nvc(path)
-    shapes, expected = _project_tensors(nvc, path.name)
-    metadata, tensors = rr.read_tensors(path, shapes)
-    assert metadata == nvc.metadata()
-    _assert_identical(tensors, expected)
+    _check_image(path.read_bytes(), read_nvc(path), path.name)
 
 
 def test_segmented_file_matches_decoder() -> None:
@@ -69,11 +86,50 @@ def test_segmented_file_matches_decoder() -> None:
         assert [frames for frames, _ in segments] == [e.frame_count for e in video.entries]
         assert [len(image) for _, image in segments] == [e.length for e in video.entries]
         for k, (_, image) in enumerate(segments):
-            nvc = video.segment(k)
-            shapes, expected = _project_tensors(nvc, f"{SEGMENTED.name} (segment {k})")
-            metadata, tensors = rr.parse_tensors(image, shapes, f"segment {k}")
-            assert metadata == nvc.metadata()
-            _assert_identical(tensors, expected)
+            _check_image(image, video.segment(k), f"{SEGMENTED.name} (segment {k})")
+
+
+def test_golden_files_cover_every_entropy_kind() -> None:
+    kinds = set()
+    for path in ONE_SEGMENT:
+        container = rr.parse_container(path.read_bytes(), path.name)
+        table, data = container.sections[rr.TENSOR_TABLE], container.sections[rr.TENSOR_DATA]
+        shapes, _ = _project_tensors(read_nvc(path), path.name)
+        kinds |= {e.kind for e in rr.parse_tensor_table(table, shapes, len(data))}
+    assert kinds == {0, 1, 2, 3}
+
+
+_FRESH_READ = """
+import hashlib, importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("rr", sys.argv[1])
+rr = importlib.util.module_from_spec(spec); sys.modules["rr"] = rr; spec.loader.exec_module(rr)
+digests = {}
+for path, shapes in json.loads(sys.stdin.read()):
+    _, tensors = rr.read_tensors(path, [tuple(s) for s in shapes], decoder="numpy")
+    digests[path] = hashlib.sha256(b"".join(t.tobytes() for t in tensors)).hexdigest()
+loaded = sorted(m for m in ("constriction", "nvcodec", "bitstream", "torch") if m in sys.modules)
+print(json.dumps({"digests": digests, "loaded": loaded}))
+"""
+
+
+def test_numpy_path_needs_neither_constriction_nor_nvcodec() -> None:
+    """In a fresh interpreter, the numpy decoder reads every one-segment golden file to the
+    project's exact float32 bytes without importing constriction, nvcodec, bitstream or torch."""
+    jobs, expected = [], {}
+    for path in ONE_SEGMENT:
+        shapes, tensors = _project_tensors(read_nvc(path), path.name)
+        jobs.append((str(path), shapes))
+        expected[str(path)] = hashlib.sha256(b"".join(t.tobytes() for t in tensors)).hexdigest()
+    result = subprocess.run(
+        [sys.executable, "-c", _FRESH_READ, str(HERE / "reference_reader.py")],
+        input=json.dumps(jobs),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    assert report["loaded"] == []
+    assert report["digests"] == expected
 
 
 def test_reader_refuses_damage() -> None:

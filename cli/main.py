@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from cli.render import TrainingProgress
     from nvcodec import EncodeOptions
     from nvcodec.encoder import EncodePlan
-    from nvcodec.scenes import SegmentRule
-    from nvcodec.segment_encoder import Execution
 
 
 def _parse_lambda(text: str | None) -> float | str | None:
@@ -265,15 +263,9 @@ def encode(
         resume=resume,
         checkpoint_every=checkpoint_every,
     )
-    if segment is None and (jobs != 1 or threads or ray_address):
-        raise click.UsageError("--jobs, --threads and --ray apply to --segment encodes")
-    if segment is not None:
-        from nvcodec.scenes import parse_segment
-        from nvcodec.segment_encoder import Execution
-
-        execution = Execution(jobs=jobs, threads=threads, ray=ray_address)
+    if segment is not None or jobs != 1 or threads or ray_address:
         _run_segmented(
-            input_path, output, options, parse_segment(segment), execution, quiet, dry_run
+            input_path, output, options, segment, (jobs, threads, ray_address), quiet, dry_run
         )
         return
     if dry_run:
@@ -288,8 +280,8 @@ def _run_segmented(
     input_path: str,
     output: str,
     options: EncodeOptions,
-    rule: SegmentRule,
-    execution: Execution,
+    segment: str | None,
+    workers: tuple[int, int, str | None],
     quiet: bool,
     dry_run: bool,
 ) -> None:
@@ -297,24 +289,38 @@ def _run_segmented(
     across workers (and, in this process, each segment's training bars)."""
     from cli.render import TrainingProgress
     from cli.render_segments import SegmentProgress, segment_plan_text, video_summary
-    from nvcodec.segment_encoder import encode_video, plan_video
+    from nvcodec.scenes import parse_segment
+    from nvcodec.segment_encoder import Execution, encode_video, plan_video
 
+    if segment is None:
+        raise click.UsageError("--jobs, --threads and --ray apply to --segment encodes")
+    rule = parse_segment(segment)
+    execution = Execution(*workers)
     if dry_run:
         click.echo(segment_plan_text(plan_video(input_path, options, rule, execution)))
         return
     tracker = SegmentProgress(disable=quiet)
-    with TrainingProgress(disable=quiet or execution.jobs > 1 or bool(execution.ray)) as bars:
-        report = encode_video(
-            input_path,
-            output,
-            options,
-            rule,
-            execution,
-            on_plan=tracker.plan,
-            on_segment=tracker.done,
-            progress=bars.update,
-            on_step=bars.step,
-        )
+    try:
+        with TrainingProgress(disable=quiet or execution.jobs > 1 or bool(execution.ray)) as bars:
+            report = encode_video(
+                input_path,
+                output,
+                options,
+                rule,
+                execution,
+                on_plan=tracker.plan,
+                on_segment=tracker.done,
+                progress=bars.update,
+                on_step=bars.step,
+            )
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (cli.errors.Terminated)
+        if options.checkpoint_dir:
+            folder = options.checkpoint_dir
+            exc.args = (
+                "no output was written; the finished segments are kept: resume with --resume "
+                f"--checkpoint-dir {folder}",
+            )
+        raise
     click.echo(video_summary(report))
 
 

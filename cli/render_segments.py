@@ -53,6 +53,11 @@ class SegmentProgress:
             print(segment_plan_text(plan), file=sys.stderr)
 
     def done(self, result: SegmentResult, finished: int, total: int) -> None:
+        if result.reused:  # kept from --checkpoint-dir: not part of this run's pace
+            self._frames -= result.frames
+            if not self._disable:
+                print(f"segment {result.index}: kept from the checkpoint folder", file=sys.stderr)
+            return
         self._done_frames += result.frames
         if self._disable:
             return

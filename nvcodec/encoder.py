@@ -91,6 +91,7 @@ __all__ = [
     "encode",
     "plan_for",
     "smallest_budget",
+    "staged_output",
 ]
 
 RD, QAT = "rd", "qat"  # the two compression pipelines
@@ -340,7 +341,7 @@ class EncodeReport:
 
 def check_nvc_output(output: str, input_path: str, overwrite: bool) -> None:
     if is_stream_target(output):
-        return  # a device or FIFO is written into (see _staged)
+        return  # a device or FIFO is written into (see staged_output)
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise OutputError(f"{output}: folder {os.path.dirname(output) or '.'!r} does not exist")
@@ -486,7 +487,7 @@ def encode(
         plan, model, frames, names, progress, checkpointer, resume, on_step
     )
     del frames
-    with _staged(out) as written:
+    with staged_output(out) as written:
         size = _write(written, plan, piped, compression)
         times["compress"] = time.perf_counter() - t0
         times.update({f"compress.{k}": v for k, v in piped.phases.items()})
@@ -698,7 +699,7 @@ def _rd_meta(opts: EncodeOptions, lam: float, proxy_bits: float, factor: float) 
 
 
 @contextlib.contextmanager
-def _staged(out: str) -> Iterator[str]:
+def staged_output(out: str) -> Iterator[str]:
     """Where to write the file: ``out`` itself, or for a device or FIFO (``-o /dev/null``) a
     temporary file that the encoder verifies and then streams into ``out``, which cannot be
     read back."""

@@ -11,6 +11,7 @@ every difference is large, does not cut at every frame). On the shared clips put
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import os
@@ -79,13 +80,22 @@ def _cells(planes: tuple[np.ndarray, ...]) -> np.ndarray:
     return y.reshape(h // bh, bh, w // bw, bw).mean(axis=(1, 3))
 
 
+def _features(planes: tuple[np.ndarray, ...]) -> tuple[np.ndarray, bytes]:
+    """A frame's cell means (for cuts) and a digest of all its samples (for ``--resume``)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for plane in planes:
+        digest.update(np.ascontiguousarray(plane).tobytes())
+    return _cells(planes), digest.digest()
+
+
 def scan(
     path: str | os.PathLike[str], frames: FrameRange | None
-) -> tuple[np.ndarray, VideoInfo, np.ndarray]:
+) -> tuple[np.ndarray, VideoInfo, list[bytes]]:
     """One pass over the input (one frame in memory at a time): the frame differences, what
-    the clip is, and each frame's cell means (a few hundred bytes a frame)."""
-    cells, info = scan_video(path, frames, _cells)
-    return frame_differences(cells), info, cells
+    the clip is, and a 16-byte digest of each frame's Y, U and V samples."""
+    features, info = scan_video(path, frames, _features)
+    cells = np.stack([c for c, _ in features])
+    return frame_differences(cells), info, [d for _, d in features]
 
 
 def frame_differences(cells: np.ndarray) -> np.ndarray:

@@ -21,19 +21,28 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from bitstream import MAX_SEGMENTS
+from bitstream import MAX_SECTION_BYTES, MAX_SEGMENTS
 from nvcodec import __version__
 from nvcodec.device import resolve_device
-from nvcodec.encoder import EncodeOptions, check_nvc_output, plan_for, smallest_budget
+from nvcodec.encoder import (
+    AUTO,
+    EncodeOptions,
+    check_nvc_output,
+    plan_for,
+    smallest_budget,
+    staged_output,
+)
 from nvcodec.errors import ConfigError, OutputError
 from nvcodec.fileformat import StoredVideo
 from nvcodec.io import QualityMetrics, VideoInfo
@@ -42,11 +51,17 @@ from nvcodec.io.video import warn_about
 from nvcodec.scenes import SegmentRule, detect_cuts, plan_segments, scan
 from nvcodec.segment_jobs import SegmentJob, SegmentResult, run_local, run_pool, run_ray
 from nvcodec.segment_store import SegmentStore
-from nvcodec.segmented import open_video, overhead_bytes, write_segmented
+from nvcodec.segmented import open_video, overhead_bytes, parse_segment, write_segmented
 
 __all__ = ["Execution", "SegmentSummary", "VideoReport", "encode_video", "plan_video"]
 
 MAX_JOBS = 256
+BUDGET_SLACK = 0.05  # segments' sizes may exceed --size by this much before a warning
+BYTES_PER_PARAMETER_BOUND = 2  # 16-bit weights: a generous bound on a file's bytes per parameter
+
+
+class BudgetWarning(UserWarning):
+    """The segments need more parameters than ``--size`` (each has a smallest model)."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +77,22 @@ class Execution:
             raise ConfigError(f"--jobs must be in [1, {MAX_JOBS}], got {self.jobs}")
         if not 0 <= self.threads <= 1024:
             raise ConfigError(f"--threads must be in [0, 1024], got {self.threads}")
-        if self.ray is not None and self.jobs != 1:
-            raise ConfigError("--ray and --jobs exclude each other (Ray schedules the workers)")
+        if self.ray is not None:
+            if self.jobs != 1:
+                raise ConfigError("--ray and --jobs exclude each other (Ray schedules the workers)")
+            if importlib.util.find_spec("ray") is None:
+                raise ConfigError(
+                    "--ray needs Ray: pip install 'nvcodec[ray]' (or pip install ray)"
+                )
 
     def threads_per_job(self) -> int:
-        return self.threads or max(1, (os.cpu_count() or 1) // self.jobs)
+        """``--threads``, else this machine's usable cores shared by the local workers; a Ray
+        task asks for one CPU (a cluster's nodes may be smaller than this machine)."""
+        if self.threads:
+            return self.threads
+        if self.ray is not None:
+            return 1
+        return max(1, len(os.sched_getaffinity(0)) // self.jobs)
 
 
 @dataclass(frozen=True)
@@ -133,16 +159,40 @@ def plan_video(
         plan_for(opts, dataclasses.replace(info, frame_count=b - a), device)  # refuse now
         threads = execution.threads_per_job()
         jobs.append(SegmentJob(i, os.path.abspath(input_path), first + a, first + b, opts, threads))
+    _check_totals(options, jobs)
     return VideoPlan(info, tuple(spans), tuple(cuts), tuple(jobs), digests_of(spans))
+
+
+def _check_totals(options: EncodeOptions, jobs: Sequence[SegmentJob]) -> None:
+    """Before training: say when the segments' smallest models overrun ``--size``, and refuse a
+    plan whose segments could not fit in one file's segment data."""
+    total = sum(job.options.size for job in jobs)
+    if options.target_bpp is None and total > options.size * (1 + BUDGET_SLACK):
+        warnings.warn(
+            f"{len(jobs)} segments need {total:,} parameters, more than --size {options.size:,} "
+            "(each segment has a smallest model); use longer segments for a smaller file",
+            BudgetWarning,
+            stacklevel=3,
+        )
+    if total * BYTES_PER_PARAMETER_BOUND > MAX_SECTION_BYTES:
+        raise ConfigError(
+            f"{total:,} parameters in all could pass the {MAX_SECTION_BYTES >> 30} GiB a "
+            "segmented file holds; split the video into several files"
+        )
 
 
 def _scan(
     path: str, options: EncodeOptions
 ) -> tuple[np.ndarray, VideoInfo, Callable[[list[tuple[int, int]]], tuple[str, ...]]]:
-    differences, info, cells = scan(path, options.frames)
+    differences, info, frame_digests = scan(path, options.frames)
 
     def digests(spans: list[tuple[int, int]]) -> tuple[str, ...]:
-        return tuple(hashlib.sha256(cells[a:b].tobytes()).hexdigest() for a, b in spans)
+        """A segment's content: every sample of its frames, and what they are (size, rate,
+        colour), so a re-graded or re-tagged source never reuses a stored segment."""
+        what = f"{info.width}x{info.height}@{info.fps}/{info.colour}".encode()
+        return tuple(
+            hashlib.sha256(what + b"".join(frame_digests[a:b])).hexdigest() for a, b in spans
+        )
 
     return differences, info, digests
 
@@ -213,19 +263,22 @@ def encode_video(
     """Encode ``input_path`` as segments into the segmented file ``output``.
 
     ``on_plan`` gets the plan before any training; ``on_segment(result, done, total)`` each
-    finished segment; ``progress`` / ``on_step`` the training of each segment as in
-    :func:`nvcodec.encoder.encode` (only when segments run in this process, ``jobs == 1``)."""
+    finished segment (``result.reused`` for one kept from ``--checkpoint-dir``); ``progress`` /
+    ``on_step`` the training of each segment as in :func:`nvcodec.encoder.encode` (only when
+    segments run in this process, ``jobs == 1``)."""
     execution = execution or Execution()
     src, out = os.fspath(input_path), os.fspath(output)
     begin = time.perf_counter()
     options.validate()
+    execution.validate()
     check_nvc_output(out, src, options.overwrite)
+    SegmentStore.check(options)  # before the scan, which reads the whole input
     plan = plan_video(src, options, rule, execution)
     scanned = time.perf_counter() - begin
     if on_plan is not None:
         on_plan(plan)
     store = SegmentStore.open(options, plan.jobs, plan.digests)
-    results = _run(plan, store, execution, on_segment, progress, on_step)
+    results = _run(plan, store, _runner(execution, progress, on_step), on_segment)
     size = _assemble(out, plan, results, options)
     if store is not None:
         store.remove()
@@ -233,56 +286,95 @@ def encode_video(
     return _report(out, size, plan, results, options, seconds)
 
 
+Runner = Callable[[Sequence[SegmentJob], Callable[[SegmentResult], None]], object]
+
+
+def _runner(
+    execution: Execution,
+    progress: Callable[..., None] | None,
+    on_step: Callable[[str, int, int], None] | None,
+) -> Runner:
+    """How the jobs run: Ray tasks, local worker processes, or one by one here."""
+    if execution.ray is not None:
+        address = execution.ray
+        return lambda jobs, done: run_ray(jobs, address, done)
+    if execution.jobs > 1:
+        workers = execution.jobs
+        return lambda jobs, done: (
+            run_pool(jobs, min(workers, len(jobs)), done)
+            if len(jobs) > 1
+            else run_local(jobs, done)
+        )
+    return lambda jobs, done: run_local(jobs, done, progress, on_step)
+
+
 def _run(
     plan: VideoPlan,
     store: SegmentStore | None,
-    execution: Execution,
+    runner: Runner,
     on_segment: Callable[[SegmentResult, int, int], None] | None,
-    progress: Callable[..., None] | None,
-    on_step: Callable[[str, int, int], None] | None,
 ) -> list[SegmentResult]:
-    """Finished segments from the store, the rest from the chosen runner, in segment order."""
+    """Finished segments from the store, the rest from ``runner``, in segment order. Every new
+    segment is checked (a one-segment file of the planned video and frame count) before it is
+    stored or used, so a bad one stops the encode before anything is written."""
     kept = {job.index: r for job in plan.jobs if store and (r := store.load(job)) is not None}
-    todo = [job for job in plan.jobs if job.index not in kept]
-    total = len(plan.jobs)
+    video = _stored(plan.info)
 
     def done(result: SegmentResult) -> None:
+        job = plan.jobs[result.index]
+        parse_segment(result.image, video, job.frames, f"segment {job.index}")
         if store is not None:
-            store.save(plan.jobs[result.index], result)
+            store.save(job, result)
         kept[result.index] = result
         if on_segment is not None:
-            on_segment(result, len(kept), total)
+            on_segment(result, len(kept), len(plan.jobs))
 
+    for result in sorted(kept.values(), key=lambda r: r.index):
+        if on_segment is not None:
+            on_segment(result, len(kept), len(plan.jobs))
+    todo = [job for job in plan.jobs if job.index not in kept]
+    if todo and _shares_lambda(plan):
+        if 0 not in kept:
+            runner(todo[:1], done)
+            todo = todo[1:]
+        lam = float(kept[0].compression["lambda"])  # type: ignore[arg-type]
+        todo = [_with_lambda(job, lam) for job in todo]
     if todo:
-        if execution.ray is not None:
-            run_ray(todo, execution.ray, done)
-        elif execution.jobs > 1 and len(todo) > 1:
-            run_pool(todo, min(execution.jobs, len(todo)), done)
-        else:
-            run_local(todo, done, progress, on_step)
+        runner(todo, done)
     return [kept[job.index] for job in plan.jobs]
+
+
+def _shares_lambda(plan: VideoPlan) -> bool:
+    """``--lambda auto`` without ``--bpp``: the first segment's λ becomes every segment's, one
+    slope for the whole video (equal-slope allocation of the bytes across segments)."""
+    opts = plan.jobs[0].options
+    return len(plan.jobs) > 1 and opts.rd and opts.target_bpp is None and opts.lam in (None, AUTO)
+
+
+def _with_lambda(job: SegmentJob, lam: float) -> SegmentJob:
+    return dataclasses.replace(job, options=dataclasses.replace(job.options, lam=lam))
 
 
 def _assemble(
     out: str, plan: VideoPlan, results: Sequence[SegmentResult], options: EncodeOptions
 ) -> int:
-    """Write the segmented file, then reopen it and check every segment parses and agrees."""
+    """Write the segmented file (atomically; into a device or pipe through a checked temporary
+    file), then reopen it and check every segment parses and agrees."""
     info = plan.info
-    video = _stored(info)
     encoder = _encoder_meta(options, info.frame_count, [r.metrics.psnr_yuv for r in results])
-    try:
-        size = write_segmented(
-            out,
-            video,
-            [(r.frames, r.image) for r in results],
-            encoder,
-            overwrite=options.overwrite,
-        )
-    except OSError as exc:
-        raise OutputError(str(exc)) from None
-    with open_video(out) as check:
-        for i in range(len(check.entries)):
-            check.segment(i)
+    segments = [(r.frames, r.image) for r in results]
+    with staged_output(out) as written:
+        try:
+            size = write_segmented(
+                written, _stored(info), segments, encoder, overwrite=options.overwrite
+            )
+        except OSError as exc:
+            raise OutputError(str(exc)) from None
+        except ValueError as exc:  # more than a file holds
+            raise OutputError(f"{out}: {exc}") from None
+        with open_video(written) as check:
+            for i in range(len(check.entries)):
+                check.segment(i)
     return size
 
 

@@ -77,6 +77,7 @@ class SegmentResult:
     seconds: float
     device: str
     compression: dict[str, Any]
+    reused: bool = False  # kept from --checkpoint-dir, not encoded by this run
 
 
 def encode_segment(
@@ -134,42 +135,60 @@ def run_pool(
 ) -> list[SegmentResult]:
     """``workers`` local processes; a dead worker's segments are retried in a fresh pool.
     ``target`` runs one job in a worker (a module-level function, so a spawned worker can
-    import it)."""
+    import it). Any other failure (a segment's error, Ctrl-C, SIGTERM) stops the workers at
+    once: queued segments never start, and the finished ones have been handed to ``done``."""
     pending = {job.index: job for job in jobs}
     tries = dict.fromkeys(pending, 0)
     results: dict[int, SegmentResult] = {}
     context = multiprocessing.get_context("spawn")
     while pending:
-        with futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            running = {pool.submit(target, job): i for i, job in pending.items()}
-            try:
-                for future in futures.as_completed(running):
-                    result = future.result()
-                    results[result.index] = result
-                    del pending[result.index]
-                    done(result)
-            except futures.process.BrokenProcessPool:
-                for i in pending:
-                    tries[i] += 1
-                    if tries[i] > MAX_RETRIES:
-                        raise WorkerLostError(
-                            f"segment {i}: its worker process died {tries[i]} times "
-                            "(out of memory, or killed)"
-                        ) from None
+        pool = futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        try:
+            running = [pool.submit(target, job) for job in pending.values()]
+            for future in futures.as_completed(running):
+                result = future.result()
+                results[result.index] = result
+                del pending[result.index]
+                done(result)
+        except futures.process.BrokenProcessPool:
+            _count_crash(pending, tries)
+        except BaseException:
+            _stop(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     return [results[job.index] for job in jobs]
+
+
+def _count_crash(pending: dict[int, SegmentJob], tries: dict[int, int]) -> None:
+    """A worker died (the pool cannot say which segment it ran): every unfinished segment
+    counts one try, and after :data:`MAX_RETRIES` the encode stops, naming them all."""
+    for i in pending:
+        tries[i] += 1
+    if max(tries[i] for i in pending) > MAX_RETRIES:
+        names = ", ".join(map(str, sorted(pending)))
+        raise WorkerLostError(
+            f"a worker process died {MAX_RETRIES + 1} times while segments {names} were "
+            "unfinished (out of memory, or killed)"
+        ) from None
+
+
+def _stop(pool: futures.ProcessPoolExecutor) -> None:
+    """Cancel what is queued and terminate the workers (``shutdown`` alone would wait for
+    every running segment to finish training)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
 
 
 def run_ray(
     jobs: Sequence[SegmentJob], address: str, done: Done, target: Target = encode_segment
 ) -> list[SegmentResult]:
     """Each job as a Ray task (``num_gpus=1`` when the cluster has GPUs), retried by Ray when
-    its worker dies; ``address`` ``auto`` joins a running cluster or starts a local one."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(
-            "--ray needs Ray: pip install 'nvcodec[ray]' (or pip install ray)"
-        ) from None
+    its worker dies; ``address`` ``auto`` joins a running cluster or starts a local one. Every
+    node must see the input at the same path. On any failure the other tasks are cancelled."""
+    ray = _import_ray()
     if not ray.is_initialized():
         _connect(ray, address)
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
@@ -177,22 +196,45 @@ def run_ray(
     refs = {task.options(num_cpus=max(1, job.threads)).remote(job): job.index for job in jobs}
     results: dict[int, SegmentResult] = {}
     waiting = list(refs)
-    while waiting:
-        ready, waiting = ray.wait(waiting, num_returns=1)
-        try:
-            result = ray.get(ready[0])
-        except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None)  # the worker's own exception
-            if isinstance(cause, NvcodecError):
-                raise cause from None
-            raise
-        except ray.exceptions.WorkerCrashedError:
-            raise WorkerLostError(
-                f"segment {refs[ready[0]]}: its Ray worker died {MAX_RETRIES + 1} times"
-            ) from None
-        results[result.index] = result
-        done(result)
+    try:
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            result = _ray_result(ray, ready[0], refs[ready[0]])
+            results[result.index] = result
+            done(result)
+    except BaseException:
+        for ref in waiting:
+            ray.cancel(ref, force=True)
+        raise
     return [results[job.index] for job in jobs]
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--ray needs Ray: pip install 'nvcodec[ray]' (or pip install ray)"
+        ) from None
+    return ray
+
+
+def _ray_result(ray: Any, ref: Any, index: int) -> SegmentResult:
+    """The task's result; its own nvcodec/bitstream error as itself, a lost worker or node as
+    :class:`WorkerLostError` (one line, no Ray traceback)."""
+    from bitstream import NvcError
+
+    try:
+        return ray.get(ref)  # type: ignore[no-any-return]
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)  # the worker's own exception
+        if isinstance(cause, NvcodecError | NvcError):
+            raise cause from None
+        raise
+    except ray.exceptions.RayError as exc:  # worker crashed, node died, out of memory
+        raise WorkerLostError(
+            f"segment {index}: its Ray task failed {MAX_RETRIES + 1} times ({type(exc).__name__})"
+        ) from None
 
 
 def _connect(ray: Any, address: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import glob
+import hashlib
 import json
 import os
 import tempfile
@@ -38,16 +39,14 @@ class SegmentStore:
         self.folder = folder
         self.fingerprints = fingerprints
 
-    @classmethod
-    def open(
-        cls, options: Any, jobs: Sequence[SegmentJob], digests: Sequence[str]
-    ) -> SegmentStore | None:
-        """The store of ``options.checkpoint_dir`` (None without one), after the same checks as
-        a one-segment encode's checkpoint: a folder that can be used, and ``--resume`` only
-        where there is something to resume, never a silent restart over old segments."""
+    @staticmethod
+    def check(options: Any) -> None:
+        """Before anything is read: the folder can be used (created now if only it is missing),
+        and ``--resume`` only where there is something to resume, never a silent restart over
+        old segments (the same rules as a one-segment encode's checkpoint)."""
         folder = options.checkpoint_dir
         if not folder:
-            return None
+            return
         parent = os.path.dirname(os.path.abspath(folder))
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise OutputError(f"{folder}: checkpoint folder is a file")
@@ -62,8 +61,17 @@ class SegmentStore:
                 f"{folder}: finished segments of an interrupted encode are there; continue it "
                 "with --resume, or delete them (or use another --checkpoint-dir) to start over"
             )
+
+    @classmethod
+    def open(
+        cls, options: Any, jobs: Sequence[SegmentJob], digests: Sequence[str]
+    ) -> SegmentStore | None:
+        """The store of ``options.checkpoint_dir`` (None without one), checked by :meth:`check`."""
+        if not options.checkpoint_dir:
+            return None
+        cls.check(options)
         prints = {job.index: _fingerprint(job, d) for job, d in zip(jobs, digests, strict=True)}
-        return cls(folder, prints)
+        return cls(options.checkpoint_dir, prints)
 
     def _paths(self, index: int) -> tuple[str, str]:
         base = os.path.join(self.folder, f"segment-{index:05d}")
@@ -82,17 +90,25 @@ class SegmentStore:
             return None
         if record.get("fingerprint") != self.fingerprints[job.index]:
             return None
+        if record.get("image_sha256") != hashlib.sha256(image).hexdigest():
+            return None  # the image of another record (a save interrupted between the two)
         result = record["result"]
         metrics = QualityMetrics(**result.pop("metrics"))
-        return SegmentResult(image=image, metrics=metrics, **result)
+        return SegmentResult(image=image, metrics=metrics, reused=True, **result)
 
     def save(self, job: SegmentJob, result: SegmentResult) -> None:
         image_path, record_path = self._paths(job.index)
         fields = {
-            f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name != "image"
+            f.name: getattr(result, f.name)
+            for f in dataclasses.fields(result)
+            if f.name not in ("image", "reused")
         }
         fields["metrics"] = result.metrics.to_dict()
-        record = {"fingerprint": self.fingerprints[job.index], "result": fields}
+        record = {
+            "fingerprint": self.fingerprints[job.index],
+            "image_sha256": hashlib.sha256(result.image).hexdigest(),
+            "result": fields,
+        }
         _atomic(image_path, result.image)
         _atomic(record_path, json.dumps(record).encode())
 

@@ -41,6 +41,7 @@ __all__ = [
     "NvcVideo",
     "open_video",
     "overhead_bytes",
+    "parse_segment",
     "segmented_metadata",
     "write_segmented",
 ]
@@ -76,21 +77,7 @@ class NvcVideo:
         entry = self.entries[index]
         image = self._file.read_span(SectionType.SEGMENT_DATA, entry.offset, entry.length)
         check_segment(entry, image, index, self.name)
-        label = f"{self.name} (segment {index})"
-        container = unpack(image, name=label)
-        if container.find(SectionType.SEGMENT_INDEX) is not None:
-            raise MalformedFileError(f"{label}: a segment cannot hold segments")
-        nvc = parse_metadata(container, label)
-        expected = (self.video.width, self.video.height, entry.frame_count, self.video.fps)
-        stored = nvc.video
-        if (stored.width, stored.height, stored.frame_count, stored.fps) != expected:
-            raise MalformedFileError(
-                f"{label}: its video ({stored.width}x{stored.height}, {stored.frame_count} "
-                f"frames, {stored.fps} fps) disagrees with the file's and the index's"
-            )
-        if stored.colour != self.video.colour:
-            raise MalformedFileError(f"{label}: its colour disagrees with the file's")
-        return nvc
+        return parse_segment(image, self.video, entry.frame_count, f"{self.name} (segment {index})")
 
     def segment_bytes(self, index: int) -> int:
         return self.entries[index].length if self.segmented else self.size
@@ -104,6 +91,27 @@ class NvcVideo:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def parse_segment(image: bytes, video: StoredVideo, frame_count: int, label: str) -> NvcFile:
+    """A segment image, verified and validated: a one-segment file (no segment sections of its
+    own) whose video is ``video``'s with ``frame_count`` frames. The decoder checks every segment
+    it reads with this, and the encoder every segment before it is stored or assembled."""
+    container = unpack(image, name=label)
+    for nested in (SectionType.SEGMENT_INDEX, SectionType.SEGMENT_DATA):
+        if container.find(nested) is not None:
+            raise MalformedFileError(f"{label}: a segment cannot hold segments")
+    nvc = parse_metadata(container, label)
+    stored = nvc.video
+    expected = (video.width, video.height, frame_count, video.fps)
+    if (stored.width, stored.height, stored.frame_count, stored.fps) != expected:
+        raise MalformedFileError(
+            f"{label}: its video ({stored.width}x{stored.height}, {stored.frame_count} "
+            f"frames, {stored.fps} fps) disagrees with the file's and the index's"
+        )
+    if stored.colour != video.colour:
+        raise MalformedFileError(f"{label}: its colour disagrees with the file's")
+    return nvc
 
 
 def open_video(path: str | os.PathLike[str]) -> NvcVideo:

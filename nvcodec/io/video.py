@@ -172,15 +172,15 @@ def _range_text(start: int, stop: int | None) -> str:
 def scan_video(
     path: str | os.PathLike[str],
     frames: tuple[int, int | None] | None,
-    feature: Callable[[tuple[np.ndarray, ...]], np.ndarray],
+    feature: Callable[[tuple[np.ndarray, ...]], Any],
     *,
     max_frames: int = 1_000_000,
-) -> tuple[np.ndarray, VideoInfo]:
-    """``feature(y, u, v)`` of every frame of the range, stacked, without keeping the frames:
-    a pass over a long video in the memory of one frame (segment planning, scene cuts). Checks
-    and errors are :func:`read_video`'s."""
+) -> tuple[list[Any], VideoInfo]:
+    """``feature((y, u, v))`` of every frame of the range, without keeping the frames: a pass
+    over a long video in the memory of one frame (segment planning, scene cuts, content
+    hashes). Checks and errors are :func:`read_video`'s."""
     scan, fps = _scan(path, frames, max_frames, feature)
-    features = np.stack([p[0] for p in scan.planes])
+    features = [p[0] for p in scan.planes]
     return features, _info(scan, fps, len(scan.planes), path)
 
 
@@ -188,7 +188,7 @@ def _scan(
     path: str | os.PathLike[str],
     frames: tuple[int, int | None] | None,
     max_frames: int,
-    feature: Callable[[tuple[np.ndarray, ...]], np.ndarray] | None,
+    feature: Callable[[tuple[np.ndarray, ...]], Any] | None,
 ) -> tuple[_Scan, Fraction]:
     name = os.fspath(path)
     start, stop = frames if frames is not None else (0, None)
@@ -282,7 +282,7 @@ class _Scan:
         start: int,
         stop: int | None,
         max_frames: int,
-        feature: Callable[[tuple[np.ndarray, ...]], np.ndarray] | None = None,
+        feature: Callable[[tuple[np.ndarray, ...]], Any] | None = None,
     ) -> None:
         self.name, self.start, self.stop, self.max_frames = name, start, stop, max_frames
         self.feature = feature

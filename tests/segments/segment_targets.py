@@ -18,3 +18,15 @@ def die_once(job: SegmentJob) -> SegmentResult:
             pass
         os._exit(9)
     return encode_segment(job)
+
+
+def fail_first(job: SegmentJob) -> SegmentResult:
+    """Segment 0 fails at once; the others would train for a minute."""
+    import time
+
+    from nvcodec.errors import ConfigError
+
+    if job.index == 0:
+        raise ConfigError("segment 0 cannot be encoded")
+    time.sleep(60)
+    return encode_segment(job)

@@ -3,6 +3,7 @@ killed mid-segment is retried; an interrupted encode resumes with only the missi
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
 from pathlib import Path
@@ -42,11 +43,22 @@ def test_pool_retries_a_killed_worker_and_matches_this_process(
     assert (tmp_path / "killed").exists()  # segment 1's first worker really died
     assert sorted(seen) == [0, 1, 2]
     here = run_local(_jobs()[:1], lambda r: None)
-    assert results[0].image == here[0].image
+    assert results[0].image == here[0].image  # same job, same threads: same bytes anywhere
     from nvcodec.segmented import open_video
 
-    with open_video(path) as nv:  # the fixture's file was made in this process, in order
-        assert [len(r.image) for r in results] == [e.length for e in nv.entries]
+    with open_video(path) as nv:  # the fixture's first segment was made in this process
+        assert len(results[0].image) == nv.entries[0].length
+
+
+def test_a_failing_segment_stops_the_pool_at_once(die_once) -> None:  # type: ignore[no-untyped-def]
+    """The error surfaces without waiting for the queued or running segments to train."""
+    import time
+
+    jobs = _jobs()
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="segment 0 cannot"):
+        run_pool(list(jobs) * 3, 2, lambda r: None, target=die_once.fail_first)
+    assert time.perf_counter() - start < 40  # the other segments would sleep 60 s each
 
 
 def test_ray_retries_a_killed_worker(segmented, die_once, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -84,7 +96,7 @@ def test_resume_encodes_only_missing_segments(segmented, tmp_path: Path) -> None
     assert sorted(p.name for p in folder.iterdir()) == ["segment-00000.json", "segment-00000.nvc"]
     with pytest.raises(ConfigError, match="--resume"):
         encode_video(CLIP, out, options, SegmentRule(length=6), Execution(threads=1))
-    encoded: list[int] = []
+    encoded: list[tuple[int, bool]] = []
     resumed = tiny_options(checkpoint_dir=str(folder), resume=True)
     encode_video(
         CLIP,
@@ -92,9 +104,9 @@ def test_resume_encodes_only_missing_segments(segmented, tmp_path: Path) -> None
         resumed,
         SegmentRule(length=6),
         Execution(threads=1),
-        on_segment=lambda r, d, t: encoded.append(r.index),
+        on_segment=lambda r, d, t: encoded.append((r.index, r.reused)),
     )
-    assert encoded == [1, 2]  # segment 0 came from the folder
+    assert encoded == [(0, True), (1, False), (2, False)]  # segment 0 came from the folder
     assert out.read_bytes() == path.read_bytes()
     assert list(folder.iterdir()) == []
 
@@ -112,7 +124,7 @@ def test_changed_options_do_not_reuse_stored_segments(tmp_path: Path) -> None:
         tiny_options(checkpoint_dir=str(folder), resume=True), jobs, ["a", "b", "c"]
     )
     assert again is not None
-    assert again.load(jobs[0]) == result
+    assert again.load(jobs[0]) == dataclasses.replace(result, reused=True)
     other = SegmentStore.open(
         tiny_options(checkpoint_dir=str(folder), resume=True), jobs, ["changed", "b", "c"]
     )

@@ -17,7 +17,8 @@ wall-clock. Quality is measured by the encoder on frames decoded from its files;
   frame (every segment trains ``--epochs`` over its own frames), so bytes are close and PSNR
   compares directly. Prints the cuts found against the true cuts.
 - ``memory``: the clip looped 1×, 4×, 16× (``benchmarks.long_clip --loop``), each encoded with
-  short segments and one epoch, peak RSS per length.
+  81-frame segments and one epoch at 60k parameters per 324 frames (the same model per segment at
+  every length), and up to 4× as one network too; peak RSS per length.
 - ``jobs``: the same segmented encode with ``--jobs 1``, ``--jobs 2`` and ``--ray auto`` (a local
   Ray cluster), wall time each, and whether the files are identical (``--threads 1`` in all).
 """
@@ -105,8 +106,9 @@ def memory(args: argparse.Namespace) -> list[dict[str, object]]:
     from benchmarks.long_clip import build
 
     runs = []
-    common = ["--size", "20k", "--epochs", "1", "--rd-epochs", "1"]
     for loop in (int(x) for x in args.loops.split(",")):
+        # the budget grows with the length, so every segment's model is the same size
+        common = ["--size", str(60_000 * loop), "--epochs", "1", "--rd-epochs", "1"]
         clip = os.path.join(args.out, f"loop{loop}.y4m")
         build(clip, 4, loop)
         modes = [("segments of 81", ["--segment", "81", "--threads", "1"])]
@@ -125,7 +127,7 @@ def memory(args: argparse.Namespace) -> list[dict[str, object]]:
 
 
 def jobs(args: argparse.Namespace) -> list[dict[str, object]]:
-    common = ["--size", "40k", "--epochs", str(args.epochs), "--segment", "81", "--threads", "1"]
+    common = ["--size", "80k", "--epochs", str(args.epochs), "--segment", "81", "--threads", "1"]
     runs = []
     for name, extra in (
         ("--jobs 1", []),

@@ -484,16 +484,18 @@ def test_activation_elements_bounds_edge_configs(cfg: NeRVConfig) -> None:
     assert cfg.activation_elements() >= observed
 
 
-def test_nerv_head_is_the_references_1x1_and_old_files_keep_3x3() -> None:
+def test_nerv_head_kernel_is_a_config_field_and_old_files_keep_3x3() -> None:
+    import dataclasses
+
     from nvcodec.models.nerv import nerv_sizing
     from nvcodec.models.registry import config_from_dict
 
-    new = nerv_sizing(72, 96, 4, 16)
-    assert new.head_kernel == 1
-    assert build_model(new, device="meta").head.conv.kernel_size == (1, 1)
-    data = new.to_dict()
-    del data["head_kernel"]  # a file written before the field existed
-    old = config_from_dict("nerv", data)
-    assert old.head_kernel == 3
-    assert build_model(old, device="meta").head.conv.kernel_size == (3, 3)
-    assert "head_kernel" not in old.to_dict()
+    default = nerv_sizing(72, 96, 4, 16)
+    assert default.head_kernel == 3
+    assert "head_kernel" not in default.to_dict()  # readable by readers older than the field
+    reference = dataclasses.replace(default, head_kernel=1)
+    assert build_model(reference, device="meta").head.conv.kernel_size == (1, 1)
+    again = config_from_dict("nerv", reference.to_dict())
+    assert again.head_kernel == 1
+    with pytest.raises(ConfigError):
+        dataclasses.replace(default, head_kernel=2).validate()

@@ -90,6 +90,7 @@ __all__ = [
     "check_nvc_output",
     "encode",
     "plan_for",
+    "prepare_checkpoint_folder",
     "smallest_budget",
     "staged_output",
 ]
@@ -362,17 +363,22 @@ def check_nvc_output(output: str, input_path: str, overwrite: bool) -> None:
 _NOT_RESULT_OPTIONS = ("overwrite", "checkpoint_dir", "resume", "checkpoint_every")
 
 
-def _check_checkpoint_dir(opts: EncodeOptions) -> None:
-    """Before reading anything: the folder can be used (created now if only it is missing)."""
-    if not opts.checkpoint_dir:
-        return
-    folder = opts.checkpoint_dir
+def prepare_checkpoint_folder(folder: str) -> None:
+    """A usable ``--checkpoint-dir``: created now if only it is missing (its parent must exist)."""
     parent = os.path.dirname(os.path.abspath(folder))
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise OutputError(f"{folder}: checkpoint folder is a file")
     if not os.path.isdir(parent):
         raise OutputError(f"{folder}: cannot create the checkpoint folder: {parent} does not exist")
     os.makedirs(folder, exist_ok=True)
+
+
+def _check_checkpoint_dir(opts: EncodeOptions) -> None:
+    """Before reading anything: the folder can be used (created now if only it is missing)."""
+    if not opts.checkpoint_dir:
+        return
+    folder = opts.checkpoint_dir
+    prepare_checkpoint_folder(folder)
     if opts.resume and not os.path.isfile(os.path.join(folder, CHECKPOINT_NAME)):
         raise NoCheckpointError(
             f"{folder}: no checkpoint to resume from ({CHECKPOINT_NAME} is missing)"

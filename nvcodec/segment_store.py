@@ -24,7 +24,8 @@ import torch
 
 from bitstream import NvcError, unpack
 from nvcodec import __version__
-from nvcodec.errors import ConfigError, OutputError
+from nvcodec.encoder import prepare_checkpoint_folder
+from nvcodec.errors import ConfigError
 from nvcodec.io import QualityMetrics
 from nvcodec.segment_jobs import SegmentJob, SegmentResult
 from nvcodec.training.checkpoint import NoCheckpointError
@@ -47,12 +48,7 @@ class SegmentStore:
         folder = options.checkpoint_dir
         if not folder:
             return
-        parent = os.path.dirname(os.path.abspath(folder))
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise OutputError(f"{folder}: checkpoint folder is a file")
-        if not os.path.isdir(parent):
-            raise OutputError(f"{folder}: cannot create the checkpoint folder: {parent} is missing")
-        os.makedirs(folder, exist_ok=True)
+        prepare_checkpoint_folder(folder)
         existing = glob.glob(os.path.join(glob.escape(folder), "segment-*.json"))
         if options.resume and not existing:
             raise NoCheckpointError(f"{folder}: no finished segments to resume from")

@@ -2,7 +2,7 @@
 
 ::
 
-    read_video ─► yuv420p reference ─► RGB (the clip's one colour conversion)
+    read_video ─► yuv420p reference, kept as uint8 (RGB made batch by batch: ClipFrames)
       ─► solve --size (or the size --bpp implies) ─► train (CUDA when present)
       ─► prune + fine-tune ─► [--bpp: pick the bit depth on real sizes] ─► QAT fine-tune
       ─► quantise + entropy-code (nvcodec.pipeline) ─► write .nvc atomically
@@ -47,13 +47,13 @@ from nvcodec.device import resolve_device
 from nvcodec.errors import ConfigError, InputError, OutputError
 from nvcodec.fileformat import NvcFile, StoredVideo, write_nvc
 from nvcodec.io import (
+    ClipFrames,
     QualityMetrics,
     VideoInfo,
     Yuv420Frames,
     compute_metrics,
     is_stream_target,
     read_video,
-    yuv420_to_rgb,
 )
 from nvcodec.models import (
     build_model,
@@ -82,6 +82,7 @@ from nvcodec.training.checkpoint import (
     Checkpointer,
     NoCheckpointError,
 )
+from nvcodec.training.frames import Frames
 from nvcodec.training.loop import OPTIMIZERS
 
 __all__ = [
@@ -477,8 +478,7 @@ def encode(
     plan = _plan(opts, info, resolve_device(opts.device))
     if on_plan is not None:
         on_plan(plan)
-    rgb = yuv420_to_rgb(reference.y, reference.u, reference.v, info.colour)
-    frames = torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))).to(plan.device)
+    frames = ClipFrames(reference, info.colour, plan.device)  # RGB batches made on demand
     times["read"] = time.perf_counter() - begin
 
     torch.manual_seed(opts.seed)
@@ -598,7 +598,7 @@ def _open_checkpoint(
 def _train_phase(
     plan: EncodePlan,
     model: nn.Module,
-    frames: torch.Tensor,
+    frames: Frames,
     progress: Callable[[EpochStats], None] | None,
     checkpointer: Checkpointer | None,
     resume: Checkpoint | None,
@@ -635,7 +635,7 @@ def _train_phase(
 def _compress_phase(
     plan: EncodePlan,
     model: nn.Module,
-    frames: torch.Tensor,
+    frames: Frames,
     names: list[str],
     progress: Callable[[EpochStats], None] | None,
     checkpointer: Checkpointer | None,

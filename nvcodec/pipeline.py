@@ -51,6 +51,7 @@ from nvcodec.compression import rd as rdq
 from nvcodec.compression.quantize import QuantizedTensor
 from nvcodec.training import EpochStats, TrainConfig, TrainResult, train
 from nvcodec.training.checkpoint import Checkpoint, Checkpointer
+from nvcodec.training.frames import Frames
 
 __all__ = [
     "BITS_PER_PARAM",
@@ -169,7 +170,7 @@ def _capture_groups(model: nn.Module) -> list[tuple[float | None, list[nn.Parame
 
 
 def float_fine_tune(
-    model: nn.Module, frames: torch.Tensor, base: TrainConfig, epochs: int
+    model: nn.Module, frames: Frames, base: TrainConfig, epochs: int
 ) -> TrainResult:
     """``epochs`` more float training of ``model`` on the fine-tunes' schedule (their lr scale
     and warm-up): the control that gives an uncompressed model the epochs compression used."""
@@ -202,7 +203,7 @@ class _PhaseRunner:
     def __init__(
         self,
         model: nn.Module,
-        frames: torch.Tensor,
+        frames: Frames,
         base: TrainConfig,
         callback: Callable[[str, EpochStats], None] | None,
         checkpointer: Checkpointer | None,
@@ -315,7 +316,7 @@ def _choose_rate(
 
 def compress_model(
     model: nn.Module,
-    frames: torch.Tensor,
+    frames: Frames,
     base: TrainConfig,
     *,
     bits: int = 8,
@@ -417,7 +418,7 @@ class RDSettings:
 
 
 @torch.no_grad()
-def _auto_lambda(model: nn.Module, frames: torch.Tensor, pixels: int) -> float:
+def _auto_lambda(model: nn.Module, frames: Frames, pixels: int) -> float:
     """``RD_AUTO_KAPPA · D₀ / R₀``: the distortion (MSE) and rate (bits per pixel, the rate
     term's) of the model through its initial learned quantisers.
 
@@ -448,7 +449,7 @@ class RDOutcome:
 
 def rd_compress(
     model: nn.Module,
-    frames: torch.Tensor,
+    frames: Frames,
     base: TrainConfig,
     rd: RDSettings,
     *,

@@ -1,6 +1,7 @@
 """Video input/output for nvcodec: reading with PyAV, the one colour conversion, frame writers,
 and quality metrics."""
 
+from nvcodec.io.clip_frames import ClipFrames
 from nvcodec.io.colour import ColourSpec, rgb_to_yuv420, yuv420_to_rgb
 from nvcodec.io.frames import Yuv420Frames
 from nvcodec.io.metrics import QualityMetrics, compute_metrics, ms_ssim_window, psnr_from_mse
@@ -14,6 +15,7 @@ from nvcodec.io.writers import (
 )
 
 __all__ = [
+    "ClipFrames",
     "ColourSpec",
     "FrameWriter",
     "QualityMetrics",

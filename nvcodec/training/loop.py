@@ -49,6 +49,7 @@ from torch import nn
 
 from nvcodec.training.adan import Adan
 from nvcodec.training.checkpoint import TrainState, capture_train_state, restore_train_state
+from nvcodec.training.frames import Frames
 from nvcodec.training.schedule import cosine_with_warmup
 
 __all__ = [
@@ -109,7 +110,7 @@ def train_step(
     targets: torch.Tensor,
     autocast: bool,
     encoder: nn.Module | None = None,
-    all_frames: torch.Tensor | None = None,
+    all_frames: Frames | None = None,
     penalty: Callable[[], torch.Tensor] | None = None,
     cells: tuple[int, int, int, int] | None = None,
 ) -> torch.Tensor:
@@ -139,7 +140,7 @@ def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    frames: torch.Tensor,
+    frames: Frames,
     batch_size: int,
     generator: torch.Generator,
     autocast: bool,
@@ -291,7 +292,7 @@ class _Run:
 
 
 def _prepare(
-    model: nn.Module, frames: torch.Tensor, config: TrainConfig, extra_groups: list[dict] | None
+    model: nn.Module, frames: Frames, config: TrainConfig, extra_groups: list[dict] | None
 ) -> _Run:
     generator = torch.Generator().manual_seed(config.seed)
     make_encoder = getattr(model, "make_training_encoder", None)
@@ -320,7 +321,7 @@ def _resume(run: _Run, resume: TrainState | None) -> tuple[int, float]:
 
 def train(
     model: nn.Module,
-    frames: torch.Tensor,
+    frames: Frames,
     config: TrainConfig,
     callback: Callable[[EpochStats], None] | None = None,
     checkpoint: Callable[[int, int, Callable[[], TrainState]], None] | None = None,

@@ -219,9 +219,17 @@ def _block_params(c_in: int, c_out: int, expansion: int, kernel: int) -> int:
 
 def hinerv_sizing(height: int, width: int, frame_count: int, knob: int) -> HiNeRVConfig:
     """HiNeRV of width ``knob`` with the reference's stage layout and grid shares."""
+    return sized_hinerv(height, width, frame_count, knob, reduction=2.0)
+
+
+def sized_hinerv(
+    height: int, width: int, frame_count: int, knob: int, *, reduction: float
+) -> HiNeRVConfig:
+    """HiNeRV of width ``knob`` whose stage widths shrink by ``reduction`` per stage (the
+    reference's 2.0), with the reference's stage layout and grid shares."""
     plan = plan_hinerv(height, width)
     stages = len(plan.strides)
-    channels = tuple(max(1, knob >> i) for i in range(stages))
+    channels = tuple(max(1, int(knob / reduction**i)) for i in range(stages))
     depths, expansions, kernels = (3, 3, 3, 1), (4, 4, 4, 1), (3, 3, 3, 3)
     decoder = 3 * channels[-1] + 3
     for (c_in, c_out), d, e, k in zip(

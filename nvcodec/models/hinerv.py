@@ -53,7 +53,8 @@ No gradient-norm clipping (the reference clips at 1.0; nvcodec's loop has none).
 **Small frames.** The halving widths suit the reference's 720p+ frames, where stage 0 runs at
 90×160; at 160×80 it runs at 10×20 and holds over half the budget while the full-resolution stage
 has a handful of channels. Measured at an equal budget, flat widths train 1.2–3.0 dB higher
-(``benchmarks/results/hinerv``); ``hinerv`` keeps the reference's rule.
+(``benchmarks/results/hinerv``); ``hinerv`` keeps the reference's rule and ``hinerv-flat`` (same
+model, same file layout) sizes every stage at the knob's width.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ __all__ = [
     "LOCAL_GRID_SHARE",
     "HiNeRV",
     "HiNeRVConfig",
+    "hinerv_flat_sizing",
     "hinerv_sizing",
     "plan_hinerv",
 ]
@@ -220,6 +222,12 @@ def _block_params(c_in: int, c_out: int, expansion: int, kernel: int) -> int:
 def hinerv_sizing(height: int, width: int, frame_count: int, knob: int) -> HiNeRVConfig:
     """HiNeRV of width ``knob`` with the reference's stage layout and grid shares."""
     return sized_hinerv(height, width, frame_count, knob, reduction=2.0)
+
+
+def hinerv_flat_sizing(height: int, width: int, frame_count: int, knob: int) -> HiNeRVConfig:
+    """HiNeRV of width ``knob`` at every stage (``hinerv-flat``): for frames below the
+    reference's 720p, where halving leaves the full-resolution stage a handful of channels."""
+    return sized_hinerv(height, width, frame_count, knob, reduction=1.0)
 
 
 def sized_hinerv(
@@ -409,3 +417,11 @@ class HiNeRV(nn.Module):
         out = self.render(t, (w0, w1, v0, v1), keep=cells)
         rows, cols = self.patch_slices(cells)
         return out[:, :, : rows.stop - rows.start, : cols.stop - cols.start]
+
+
+register_model(
+    "hinerv-flat",
+    HiNeRVConfig,
+    hinerv_flat_sizing,
+    "HiNeRV with one width at every stage (for small frames: the reference halves it per stage)",
+)(HiNeRV)

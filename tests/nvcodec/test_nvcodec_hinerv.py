@@ -45,7 +45,23 @@ def _random_model(config: HiNeRVConfig) -> torch.nn.Module:
 
 
 def test_registered() -> None:
-    assert {"hinerv", "ds-nerv-he"} <= set(model_ids())
+    assert {"hinerv", "hinerv-flat", "ds-nerv-he"} <= set(model_ids())
+
+
+def test_flat_variant_differs_from_the_reference_only_in_stage_widths() -> None:
+    # hinerv-flat keeps every stage at the knob's width; layout, grids' frames and plan are
+    # the reference's, so at 160x80 and 0.1M the full-resolution stage gets the knob's width.
+    flat, ref = solve_config("hinerv-flat", 80, 160, 132, 100_000), hinerv_sizing(80, 160, 132, 8)
+    assert len(set(flat.channels)) == 1
+    assert flat.channels[0] == flat.stem_dim
+    assert (flat.strides, flat.depths, flat.grid_frames) == (
+        ref.strides,
+        ref.depths,
+        ref.grid_frames,
+    )
+    assert 90_000 < count_parameters(flat) <= 100_000
+    halving = solve_config("hinerv", 80, 160, 132, 100_000)
+    assert flat.channels[-1] > 4 * halving.channels[-1]
 
 
 def test_reference_bunny_xxs_configuration_and_size() -> None:

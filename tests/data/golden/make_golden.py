@@ -26,6 +26,7 @@ MODELS = {  # id: size (the smallest budgets these models fill on 96x72 well)
     "nerv++": 14_000,
     "dnerv": 9_000,
     "hinerv": 9_000,
+    "hinerv-flat": 9_000,
     "ds-nerv-he": 12_000,
 }
 

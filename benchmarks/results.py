@@ -83,15 +83,38 @@ def point_stem(codec: Codec, point: float, key: dict[str, Any]) -> str:
     return f"{codec.label}_{codec.point_name}{point:g}_{key_hash(key)[:10]}"
 
 
+LATER_RECIPE_FIELDS: dict[str, Any] = {"patch": 0, "clip": 0.0}
+"""Training-recipe fields added after points were cached, with the value that means "off": a
+key without such a field and one with it at this value describe the same encode."""
+
+
+def _normal(key: Any) -> Any:
+    """``key`` with :data:`LATER_RECIPE_FIELDS` at their "off" value left out."""
+    if not isinstance(key, dict):
+        return key
+    settings = key.get("settings")
+    recipe = settings.get("recipe") if isinstance(settings, dict) else None
+    if not isinstance(recipe, dict):
+        return key
+    recipe = {k: v for k, v in recipe.items() if LATER_RECIPE_FIELDS.get(k, object()) != v}
+    return {**key, "settings": {**settings, "recipe": recipe}}
+
+
 def load_point(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The cached record at ``path`` if it exists, parses and was made for ``key``."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("key") != key:
-        return None
-    return record
+    """The cached record at ``path`` if it parses and was made for ``key``; else one of its
+    siblings for the same codec and point made for an equivalent key (one cached before a
+    recipe field was added: its file name hashes the key it had then)."""
+    wanted = _normal(key)
+    prefix = path.stem.rsplit("_", 1)[0]
+    candidates = [path, *sorted(p for p in path.parent.glob(f"{prefix}_*.json") if p != path)]
+    for candidate in candidates:
+        try:
+            record = json.loads(candidate.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and _normal(record.get("key")) == wanted:
+            return record
+    return None
 
 
 def save_point(path: Path, record: dict[str, Any]) -> None:

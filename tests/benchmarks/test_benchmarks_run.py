@@ -93,3 +93,24 @@ def test_dry_run_lists_points_and_writes_nothing(
 def test_unknown_codec_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(CLIP), "--codecs", "x266", "--out", str(tmp_path), "--dry-run"]) == 1
     assert "unknown codec 'x266'" in capsys.readouterr().err
+
+
+def _record(key: dict) -> dict:
+    return {"key": key, "bpp": 0.5}
+
+
+def test_cached_point_is_found_after_a_neutral_recipe_field_was_added(tmp_path: Path) -> None:
+    from benchmarks.results import load_point
+
+    old = {"codec": "nvc-x", "settings": {"recipe": {"lr": 0.01, "patch": 0}}}
+    (tmp_path / "nvc-x_size100_aaaaaaaaaa.json").write_text(json.dumps(_record(old)))
+    now = {"codec": "nvc-x", "settings": {"recipe": {"lr": 0.01, "clip": 0.0}}}
+    found = load_point(tmp_path / "nvc-x_size100_bbbbbbbbbb.json", now)
+    assert found is not None
+    assert found["key"] == old
+    # a real difference, or the field switched on, is another encode
+    for other in ({"lr": 0.02, "clip": 0.0}, {"lr": 0.01, "clip": 0.1}):
+        key = {"codec": "nvc-x", "settings": {"recipe": other}}
+        assert load_point(tmp_path / "nvc-x_size100_bbbbbbbbbb.json", key) is None
+    # another point of the same codec is never taken
+    assert load_point(tmp_path / "nvc-x_size200_bbbbbbbbbb.json", now) is None

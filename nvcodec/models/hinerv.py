@@ -88,6 +88,7 @@ __all__ = [
     "hinerv_flat_sizing",
     "hinerv_sizing",
     "plan_hinerv",
+    "sized_hinerv",
 ]
 
 BASE_GRID_SHARE = 0.148

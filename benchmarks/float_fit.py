@@ -1,0 +1,77 @@
+"""Float training PSNR of models at one budget: the quick experiment behind sizing decisions.
+
+    python -m benchmarks.float_fit ../shared/clips/bunny_160x80_16f.mkv --size 50k --epochs 80 \\
+        --models ds-nerv,hnerv,hinerv,hinerv:1.4,hinerv-flat
+
+No compression and no file: each model is sized to ``--size`` by its registered rule, trained
+with its own recipe on the clip's frames (seed 0) and reported with the training loop's final
+PSNR-RGB. ``hinerv:R`` is HiNeRV whose stage widths shrink by ``R`` per stage (the reference:
+2.0; ``hinerv-flat``: 1.0). Use it to rank choices cheaply; the numbers that count come from
+files (``benchmarks.models``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+import torch
+
+from nvcodec.encoder import EncodeOptions
+from nvcodec.io import ClipFrames, read_video
+from nvcodec.models import ModelConfig, build_model, count_parameters, parse_size, solve_config
+from nvcodec.models.hinerv import sized_hinerv
+from nvcodec.training import train
+
+
+def _config(what: str, height: int, width: int, frames: int, budget: int) -> ModelConfig:
+    if not what.startswith("hinerv:"):
+        return solve_config(what, height, width, frames, budget)
+    reduction = float(what.split(":", 1)[1])
+    lo, hi = 1, 1024
+    while lo < hi:  # the widest knob within the budget, as solve_config does
+        mid = (lo + hi + 1) // 2
+        fits = count_parameters(sized_hinerv(height, width, frames, mid, reduction=reduction))
+        lo, hi = (mid, hi) if fits <= budget else (lo, mid - 1)
+    return sized_hinerv(height, width, frames, lo, reduction=reduction)
+
+
+def fit(clip: str, what: str, budget: int, epochs: int, frames: int | None) -> dict[str, object]:
+    """One model's float fit: parameters, final training PSNR-RGB, seconds."""
+    reference, info = read_video(clip, (0, frames) if frames else None)
+    config = _config(what, info.height, info.width, reference.count, budget)
+    torch.manual_seed(0)
+    model = build_model(config)
+    model_id = what.split(":", 1)[0]
+    recipe = dataclasses.replace(EncodeOptions(model=model_id).train_config(), epochs=epochs)
+    begin = time.perf_counter()
+    result = train(model, ClipFrames(reference, info.colour, torch.device("cpu")), recipe)
+    return {
+        "clip": clip.rsplit("/", 1)[-1],
+        "model": what,
+        "parameters": count_parameters(config),
+        "channels": list(getattr(config, "channels", ())),
+        "psnr_rgb": round(result.final_psnr, 2),
+        "seconds": round(time.perf_counter() - begin, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("clips", nargs="+")
+    parser.add_argument("--models", default="ds-nerv,hnerv,hinerv-flat")
+    parser.add_argument("--size", default="50k")
+    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--frames", type=int, default=None, help="the first N frames")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    for clip in args.clips:
+        for what in args.models.split(","):
+            print(json.dumps(fit(clip, what, parse_size(args.size), args.epochs, args.frames)))
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ wall-clock. Quality is measured by the encoder on frames decoded from its files;
   compares directly. Prints the cuts found against the true cuts.
 - ``memory``: the clip looped 1×, 4×, 16× (``benchmarks.long_clip --loop``), each encoded with
   81-frame segments and one epoch at 60k parameters per 324 frames (the same model per segment at
-  every length), and up to 4× as one network too; peak RSS per length.
+  every length), and as one network too; peak RSS per length.
 - ``jobs``: the same segmented encode with ``--jobs 1``, ``--jobs 2`` and ``--ray auto`` (a local
   Ray cluster), wall time each, and whether the files are identical (``--threads 1`` in all).
 """
@@ -102,7 +102,7 @@ def rd(args: argparse.Namespace) -> list[dict[str, object]]:
 
 
 def memory(args: argparse.Namespace) -> list[dict[str, object]]:
-    """Peak RSS at each length: segments of 81 frames, and (up to 4x) one network for contrast."""
+    """Peak RSS at each length: segments of 81 frames, and one network for contrast."""
     from benchmarks.long_clip import build
 
     runs = []
@@ -111,9 +111,7 @@ def memory(args: argparse.Namespace) -> list[dict[str, object]]:
         common = ["--size", str(60_000 * loop), "--epochs", "1", "--rd-epochs", "1"]
         clip = os.path.join(args.out, f"loop{loop}.y4m")
         build(clip, 4, loop)
-        modes = [("segments of 81", ["--segment", "81", "--threads", "1"])]
-        if loop <= 4:
-            modes.append(("one network", []))
+        modes = [("segments of 81", ["--segment", "81", "--threads", "1"]), ("one network", [])]
         for mode, extra in modes:
             out = os.path.join(args.out, f"loop{loop}.nvc")
             run = {"mode": mode, "frames": 324 * loop, **_encode(clip, out, *common, *extra)}

@@ -171,7 +171,9 @@ def main() -> None:
     default=1,
     show_default=True,
     type=int,
-    help="With --segment: segments encoded at once, each in its own worker process.",
+    help="With --segment: segments encoded at once, each in its own worker process. With "
+    "--lambda auto the first segment runs alone (its lambda is every segment's); a number "
+    "starts them all at once.",
 )
 @click.option(
     "--threads",

@@ -38,21 +38,26 @@ def _config(what: str, height: int, width: int, frames: int, budget: int) -> Mod
     return sized_hinerv(height, width, frames, lo, reduction=reduction)
 
 
-def fit(clip: str, what: str, budget: int, epochs: int, frames: int | None) -> dict[str, object]:
-    """One model's float fit: parameters, final training PSNR-RGB, seconds."""
-    reference, info = read_video(clip, (0, frames) if frames else None)
+def fit(
+    path: str, what: str, budget: int, epochs: int, frames: int | None, **recipe: float
+) -> dict[str, object]:
+    """One model's float fit: parameters, final training PSNR-RGB, seconds. ``recipe``
+    overrides fields of the model's training recipe (``lr``, ``clip``, ``warmup``)."""
+    reference, info = read_video(path, (0, frames) if frames else None)
     config = _config(what, info.height, info.width, reference.count, budget)
     torch.manual_seed(0)
     model = build_model(config)
     model_id = what.split(":", 1)[0]
-    recipe = dataclasses.replace(EncodeOptions(model=model_id).train_config(), epochs=epochs)
+    recipe_ = EncodeOptions(model=model_id).train_config()
+    recipe_ = dataclasses.replace(recipe_, epochs=epochs, **recipe)
     begin = time.perf_counter()
-    result = train(model, ClipFrames(reference, info.colour, torch.device("cpu")), recipe)
+    result = train(model, ClipFrames(reference, info.colour, torch.device("cpu")), recipe_)
     return {
-        "clip": clip.rsplit("/", 1)[-1],
+        "clip": path.rsplit("/", 1)[-1],
         "model": what,
         "parameters": count_parameters(config),
         "channels": list(getattr(config, "channels", ())),
+        "recipe": {"lr": recipe_.lr, "clip": recipe_.clip, "warmup": recipe_.warmup},
         "psnr_rgb": round(result.final_psnr, 2),
         "seconds": round(time.perf_counter() - begin, 1),
     }
@@ -66,11 +71,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--frames", type=int, default=None, help="the first N frames")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=None, help="instead of the recipe's")
+    parser.add_argument("--clip", type=float, default=None, help="gradient-norm clipping")
+    parser.add_argument("--warmup", type=float, default=None, help="warm-up share of the epochs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    given = (("lr", args.lr), ("clip", args.clip), ("warmup", args.warmup))
+    recipe = {k: v for k, v in given if v is not None}
     for clip in args.clips:
         for what in args.models.split(","):
-            print(json.dumps(fit(clip, what, parse_size(args.size), args.epochs, args.frames)))
+            row = fit(clip, what, parse_size(args.size), args.epochs, args.frames, **recipe)
+            print(json.dumps(row))
 
 
 if __name__ == "__main__":

@@ -425,8 +425,4 @@ register_model(
     HiNeRVConfig,
     hinerv_flat_sizing,
     "HiNeRV with one width at every stage (for small frames: the reference halves it per stage)",
-    # Its wider fine stages diverged early at lr 1e-2 with 10 % warm-up on Dashcam 160x80x48
-    # (100k, 80 epochs, float: 32.13 dB); 30 % warm-up: 37.24 dB, and Marathon / ToS pan
-    # 26.52 -> 26.56 / 29.82 -> 29.86 dB. lr 5e-3 instead: 35.69 / 26.08 / 29.03 dB.
-    recipe={"warmup": 0.3},
 )(HiNeRV)

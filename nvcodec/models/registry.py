@@ -42,9 +42,6 @@ class ModelSpec:
     check: ConfigCheck | None = None
     """For ids that share a config class: what makes a config this variant (a file's id and
     config must agree, or a ``ds-nerv-static`` file could decode as full DS-NeRV)."""
-    recipe: Mapping[str, Any] | None = None
-    """For ids that share a module: entries of its ``TRAINING_DEFAULTS`` this variant trains
-    with instead (a different sizing can need a different schedule)."""
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -56,14 +53,13 @@ def register_model(
     sizing: SizingRule,
     summary: str,
     check: ConfigCheck | None = None,
-    recipe: Mapping[str, Any] | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: ``@register_model("nerv", NeRVConfig, sizing, "...")``."""
 
     def wrap(module: type[nn.Module]) -> type[nn.Module]:
         if model_id in _REGISTRY:
             raise ValueError(f"model id {model_id!r} registered twice")
-        _REGISTRY[model_id] = ModelSpec(model_id, module, config, sizing, summary, check, recipe)
+        _REGISTRY[model_id] = ModelSpec(model_id, module, config, sizing, summary, check)
         return module
 
     return wrap
@@ -90,8 +86,7 @@ def get_spec(model_id: str) -> ModelSpec:
 
 def training_defaults(model_id: str) -> dict[str, Any]:
     """The model's own training recipe (optimizer, lr, betas, weight decay, warm-up)."""
-    spec = get_spec(model_id)
-    return {**getattr(spec.module, "TRAINING_DEFAULTS", {}), **(spec.recipe or {})}
+    return dict(getattr(get_spec(model_id).module, "TRAINING_DEFAULTS", {}))
 
 
 def config_from_dict(model_id: str, data: Mapping[str, Any]) -> ModelConfig:

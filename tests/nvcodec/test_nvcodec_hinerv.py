@@ -48,15 +48,6 @@ def test_registered() -> None:
     assert {"hinerv", "hinerv-flat", "ds-nerv-he"} <= set(model_ids())
 
 
-def test_flat_variant_trains_with_its_own_warmup_and_the_reference_keeps_its_recipe() -> None:
-    from nvcodec.models.registry import training_defaults
-
-    assert training_defaults("hinerv-flat")["warmup"] == 0.3
-    assert training_defaults("hinerv")["warmup"] == 0.1
-    assert training_defaults("hinerv-flat")["lr"] == training_defaults("hinerv")["lr"]
-    assert EncodeOptions(model="hinerv-flat").train_config().warmup == 0.3
-
-
 def test_flat_variant_differs_from_the_reference_only_in_stage_widths() -> None:
     # hinerv-flat keeps every stage at the knob's width; layout, grids' frames and plan are
     # the reference's, so at 160x80 and 0.1M the full-resolution stage gets the knob's width.

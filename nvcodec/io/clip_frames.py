@@ -7,16 +7,16 @@ pixel on the device, plus float64 temporaries of about 70 bytes per pixel during
 uint8 (1.5 bytes per pixel, shared with the reference on the CPU, one copy on a GPU) and converts
 the frames a step asks for.
 
-The conversion is :func:`nvcodec.io.yuv420_to_rgb`'s, operation for operation in float64 (IEEE
-``+ - * /`` are correctly rounded in numpy and torch alike), so every target is bit-identical to
-what the whole-clip conversion gave and encodes do not change (tests compare the two).
+The conversion is :func:`nvcodec.io.colour.yuv420_to_rgb_tensor`, the one
+:func:`nvcodec.io.yuv420_to_rgb` uses, so every target is bit-identical to what the whole-clip
+conversion gave and encodes do not change (tests compare the two).
 """
 
 from __future__ import annotations
 
 import torch
 
-from nvcodec.io.colour import _COEFFS, _SCALES, ColourSpec
+from nvcodec.io.colour import ColourSpec, yuv420_to_rgb_tensor
 from nvcodec.io.frames import Yuv420Frames
 
 __all__ = ["ClipFrames"]
@@ -32,19 +32,10 @@ class ClipFrames:
 
     def __init__(self, frames: Yuv420Frames, colour: ColourSpec, device: torch.device) -> None:
         self.device = torch.device(device)
+        self.colour = colour
         planes = (frames.y, frames.u, frames.v)
         # On the CPU the planes are shared with the caller's arrays (no copy).
         self._y, self._u, self._v = (torch.from_numpy(p).to(self.device) for p in planes)
-        kr, kb = _COEFFS[colour.matrix]
-        self._coeffs = (kr, kb, 1.0 - kr - kb)
-        # Divisors as device tensors: CUDA divides by a host scalar as a multiplication by its
-        # reciprocal, which rounds differently from numpy's division.
-        y_off, y_scale, c_scale = _SCALES[colour.range]
-        self._offset = y_off
-        self._divisors = tuple(
-            torch.tensor(d, dtype=torch.float64, device=self.device)
-            for d in (y_scale, c_scale, 1.0 - kr - kb)
-        )
 
     @property
     def shape(self) -> torch.Size:
@@ -56,23 +47,8 @@ class ClipFrames:
 
     def __getitem__(self, index: int | slice | torch.Tensor) -> torch.Tensor:
         if isinstance(index, int):
-            return self[index : index + 1 if index != -1 else None][0]
+            return self[torch.tensor([index])][0]
         if isinstance(index, torch.Tensor):
             index = index.to(self.device)
-        return self._rgb(self._y[index], self._u[index], self._v[index])
-
-    def _rgb(self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """N×3×H×W float32 RGB of N frames' planes: ``yuv420_to_rgb`` in the same order."""
-        h, w = y.shape[-2:]
-        kr, kb, _ = self._coeffs
-        y_scale, c_scale, kg = self._divisors
-        luma = (y.to(torch.float64) - self._offset) / y_scale
-        pb = (u.to(torch.float64) - 128.0) / c_scale
-        pr = (v.to(torch.float64) - 128.0) / c_scale
-        pb = pb.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., :h, :w]
-        pr = pr.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., :h, :w]
-        r = luma + 2.0 * (1.0 - kr) * pr
-        b = luma + 2.0 * (1.0 - kb) * pb
-        g = (luma - kr * r - kb * b) / kg
-        rgb = torch.stack([r, g, b], dim=-3).clamp_(0.0, 1.0)
-        return rgb.to(torch.float32)
+        planes = (self._y[index], self._u[index], self._v[index])
+        return yuv420_to_rgb_tensor(*planes, self.colour)

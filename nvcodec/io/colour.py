@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from nvcodec.errors import ConfigError
 
-__all__ = ["MATRICES", "ColourSpec", "rgb_to_yuv420", "yuv420_to_rgb"]
+__all__ = ["MATRICES", "ColourSpec", "rgb_to_yuv420", "yuv420_to_rgb", "yuv420_to_rgb_tensor"]
 
 Matrix = Literal["bt709", "bt601", "bt2020", "smpte240m", "fcc"]
 Range = Literal["limited", "full"]
@@ -93,26 +94,40 @@ def yuv420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, spec: ColourSpec)
 
     Chroma is upsampled by repeating each sample over its 2x2 block (cropped to H, W for odd
     sizes): simple, exact, and the inverse of the block mean in :func:`rgb_to_yuv420`.
-    Computed in float64 for determinism; the result is clipped to [0, 1].
+    Computed in float64 for determinism (:func:`yuv420_to_rgb_tensor`); clipped to [0, 1].
     """
     _check_planes(y, u, v)
-    _, h, w = y.shape
+    planes = (torch.from_numpy(np.require(p, np.uint8, ["C", "W"])) for p in (y, u, v))
+    return yuv420_to_rgb_tensor(*planes, spec).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def yuv420_to_rgb_tensor(
+    y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, spec: ColourSpec
+) -> torch.Tensor:
+    """N×3×H×W float32 RGB from uint8 planes (N×H×W, chroma N×⌈H/2⌉×⌈W/2⌉) on their device.
+
+    The one conversion: :func:`yuv420_to_rgb` and the training targets
+    (:class:`~nvcodec.io.ClipFrames`) both use it, so a batch made on the device equals the
+    same frames converted whole on the host. IEEE ``+ - * /`` in float64 are correctly rounded
+    on every device; the divisors are device tensors because CUDA divides by a host scalar as
+    a multiplication by its reciprocal, which rounds differently.
+    """
+    h, w = y.shape[-2:]
     kr, kb = _COEFFS[spec.matrix]
-    kg = 1.0 - kr - kb
     y_off, y_scale, c_scale = _SCALES[spec.range]
-
-    luma = (y.astype(np.float64) - y_off) / y_scale
-    pb = (u.astype(np.float64) - 128.0) / c_scale
-    pr = (v.astype(np.float64) - 128.0) / c_scale
-    pb = pb.repeat(2, axis=1).repeat(2, axis=2)[:, :h, :w]
-    pr = pr.repeat(2, axis=1).repeat(2, axis=2)[:, :h, :w]
-
+    y_div, c_div, kg = (
+        torch.tensor(d, dtype=torch.float64, device=y.device)
+        for d in (y_scale, c_scale, 1.0 - kr - kb)
+    )
+    luma = (y.to(torch.float64) - y_off) / y_div
+    pb = (u.to(torch.float64) - 128.0) / c_div
+    pr = (v.to(torch.float64) - 128.0) / c_div
+    pb = pb.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., :h, :w]
+    pr = pr.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., :h, :w]
     r = luma + 2.0 * (1.0 - kr) * pr
     b = luma + 2.0 * (1.0 - kb) * pb
     g = (luma - kr * r - kb * b) / kg
-    rgb = np.stack([r, g, b], axis=-1)
-    np.clip(rgb, 0.0, 1.0, out=rgb)
-    return rgb.astype(np.float32)
+    return torch.stack([r, g, b], dim=-3).clamp_(0.0, 1.0).to(torch.float32)
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:

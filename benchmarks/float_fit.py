@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 
@@ -21,7 +22,14 @@ import torch
 
 from nvcodec.encoder import EncodeOptions
 from nvcodec.io import ClipFrames, read_video
-from nvcodec.models import ModelConfig, build_model, count_parameters, parse_size, solve_config
+from nvcodec.models import (
+    ModelConfig,
+    build_model,
+    count_parameters,
+    parse_size,
+    solve_config,
+    solve_sizing,
+)
 from nvcodec.models.hinerv import sized_hinerv
 from nvcodec.training import train
 
@@ -30,12 +38,8 @@ def _config(what: str, height: int, width: int, frames: int, budget: int) -> Mod
     if not what.startswith("hinerv:"):
         return solve_config(what, height, width, frames, budget)
     reduction = float(what.split(":", 1)[1])
-    lo, hi = 1, 1024
-    while lo < hi:  # the widest knob within the budget, as solve_config does
-        mid = (lo + hi + 1) // 2
-        fits = count_parameters(sized_hinerv(height, width, frames, mid, reduction=reduction))
-        lo, hi = (mid, hi) if fits <= budget else (lo, mid - 1)
-    return sized_hinerv(height, width, frames, lo, reduction=reduction)
+    sizing = functools.partial(sized_hinerv, reduction=reduction)
+    return solve_sizing(sizing, height, width, frames, budget, what)
 
 
 def fit(

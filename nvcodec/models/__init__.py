@@ -1,6 +1,6 @@
 """Models: pure ``nn.Module``s built from frozen configs, looked up by stable string ids."""
 
-from nvcodec.models.budget import count_parameters, parse_size, solve_config
+from nvcodec.models.budget import count_parameters, parse_size, solve_config, solve_sizing
 from nvcodec.models.config import ModelConfig
 from nvcodec.models.registry import (
     build_model,
@@ -19,5 +19,6 @@ __all__ = [
     "model_ids",
     "parse_size",
     "solve_config",
+    "solve_sizing",
     "training_defaults",
 ]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from nvcodec.errors import ConfigError
 from nvcodec.models.config import ModelConfig
-from nvcodec.models.registry import build_model, get_spec
+from nvcodec.models.registry import SizingRule, build_model, get_spec
 
-__all__ = ["MAX_PARAMETERS", "count_parameters", "parse_size", "solve_config"]
+__all__ = ["MAX_PARAMETERS", "count_parameters", "parse_size", "solve_config", "solve_sizing"]
 
 MAX_KNOB = 4096
 MAX_PARAMETERS = 200_000_000
@@ -44,12 +44,19 @@ def solve_config(
     model_id: str, height: int, width: int, frame_count: int, budget: int
 ) -> ModelConfig:
     """Largest config of ``model_id`` whose parameter count is ≤ ``budget``."""
-    sizing = get_spec(model_id).sizing
+    return solve_sizing(get_spec(model_id).sizing, height, width, frame_count, budget, model_id)
+
+
+def solve_sizing(
+    sizing: SizingRule, height: int, width: int, frame_count: int, budget: int, name: str
+) -> ModelConfig:
+    """Largest config of the sizing rule ``sizing`` (``name`` in the error) within ``budget``:
+    also for rules no id is registered with (sizing experiments)."""
     lo, hi = 1, MAX_KNOB
     if count_parameters(sizing(height, width, frame_count, lo)) > budget:
         smallest = count_parameters(sizing(height, width, frame_count, lo))
         raise ConfigError(
-            f"{model_id} at {width}×{height} needs at least {smallest:,} parameters; "
+            f"{name} at {width}×{height} needs at least {smallest:,} parameters; "
             f"budget {budget:,} is too small"
         )
     while lo < hi:

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 class TrainingProgress:
     """One tqdm bar per phase over its optimiser steps (so it moves, with an ETA, within
     seconds even when an epoch takes minutes), showing the epoch, loss and PSNR as each epoch
-    ends, and, once :meth:`set_plan` gave every phase's weight, the whole encode's ETA (all
-    phases; tqdm's own ETA is the phase's); closed on exit."""
+    ends, how many epochs were undone because they diverged (once one was), and, once
+    :meth:`set_plan` gave every phase's weight, the whole encode's ETA (all phases; tqdm's own
+    ETA is the phase's); closed on exit."""
 
     PHASES: ClassVar[dict[str, str]] = {
         "train": "training",
@@ -40,6 +41,7 @@ class TrainingProgress:
         self._finished = 0.0  # work of the phases before the current one, in training steps
         self._started: float | None = None
         self._postfix: dict[str, str] = {}
+        self._undone = 0
 
     def set_plan(self, costs: dict[str, float]) -> None:
         """Every phase's work in training steps (:func:`nvcodec.planning.phase_costs`)."""
@@ -94,6 +96,9 @@ class TrainingProgress:
             loss=f"{stats.loss:.5f}",
             psnr=f"{stats.psnr:.2f}dB",
         )
+        self._undone += stats.undone
+        if self._undone:  # for the whole encode, so it survives the bar of a new phase
+            self._postfix["undone (diverged)"] = str(self._undone)
         bar.set_postfix(self._postfix, refresh=False)
         if bar.unit == "epoch":
             bar.update(stats.epoch - bar.n)

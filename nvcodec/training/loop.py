@@ -29,6 +29,10 @@ frame: a model that can compute its output per patch (HiNeRV) provides ``patch_c
 then a patch's (with its context), not a frame's: a 1080p clip trains on a small GPU or in a
 CPU's cache. Patches are visited in a seeded random order, each with all frames in batches.
 
+**Divergence** (:mod:`nvcodec.training.rollback`). An epoch whose loss jumps above twice the last
+accepted epoch's is undone and the run goes on at half the learning rate; callbacks see it as
+``EpochStats.undone`` and :class:`TrainResult` counts such epochs.
+
 **Checkpoints** (:mod:`nvcodec.training.checkpoint`). ``checkpoint(epoch, epochs, capture)`` is
 called after every epoch; it decides whether to save and only then calls ``capture()``, which
 copies the whole training state to the CPU (the only extra host sync). ``resume`` puts a freshly
@@ -50,6 +54,7 @@ from torch import nn
 from nvcodec.training.adan import Adan
 from nvcodec.training.checkpoint import TrainState, capture_train_state, restore_train_state
 from nvcodec.training.frames import Frames
+from nvcodec.training.rollback import Rollback
 from nvcodec.training.schedule import cosine_with_warmup
 
 __all__ = [
@@ -89,6 +94,7 @@ class EpochStats:
     lr: float
     seconds: float
     phase: str = "train"  # set by the compression pipeline: "prune", "qat"
+    undone: bool = False  # the epoch diverged and was undone (see nvcodec.training.rollback)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class TrainResult:
     final_psnr: float
     seconds: float
     steps: int
+    undone: int = 0  # epochs undone because they diverged
 
 
 def _psnr(mse: float) -> float:
@@ -275,13 +282,13 @@ class _Run:
     per_epoch: int
     start: float
 
-    def state(self, epoch: int, mse_t: torch.Tensor) -> Callable[[], TrainState]:
+    def state(self, epoch: int, loss: float) -> Callable[[], TrainState]:
         """The checkpoint state after ``epoch``, captured only if a checkpoint is saved."""
         return functools.partial(
             capture_train_state,
             epoch,
             self.config.epochs,
-            mse_t,  # brought to the host only then
+            loss,
             time.perf_counter() - self.start,
             self.model,
             self.encoder,
@@ -344,6 +351,7 @@ def train(
     total_steps = config.epochs * run.per_epoch
     autocast = config.amp and frames.device.type == "cuda"
     first, mse = _resume(run, resume)
+    guard = Rollback([model, run.encoder], run.optimizer, run.scheduler, mse)
     for epoch in range(first, config.epochs + 1):
         done = (epoch - 1) * run.per_epoch
         mse_t = train_epoch(
@@ -359,15 +367,17 @@ def train(
             patch=config.patch,
             on_step=_step_reporter(on_step, done, run.per_epoch, total_steps),
         )
+        mse = float(mse_t)  # the one host sync per epoch
+        accepted = guard.check(mse)
         if checkpoint is not None:
-            checkpoint(epoch, config.epochs, run.state(epoch, mse_t))
-        if callback is not None or epoch == config.epochs:
-            mse = float(mse_t)  # the one host sync per epoch
-            if callback is not None:
-                lr = run.optimizer.param_groups[0]["lr"]
-                seconds = time.perf_counter() - run.start
-                callback(EpochStats(epoch, config.epochs, mse, _psnr(mse), lr, seconds))
+            checkpoint(epoch, config.epochs, run.state(epoch, guard.reference))
+        if callback is not None:
+            lr = run.optimizer.param_groups[0]["lr"]
+            seconds = time.perf_counter() - run.start
+            undone = not accepted
+            callback(EpochStats(epoch, config.epochs, mse, _psnr(mse), lr, seconds, undone=undone))
     model.eval()
     if run.encoder is not None:
         model.finalize_training(run.encoder.eval(), frames)
-    return TrainResult(mse, _psnr(mse), time.perf_counter() - run.start, total_steps)
+    seconds = time.perf_counter() - run.start
+    return TrainResult(guard.loss, _psnr(guard.loss), seconds, total_steps, guard.undone)

@@ -437,6 +437,20 @@ def test_progress_shows_the_whole_encodes_eta(monkeypatch):
         assert progress._postfix["encode ETA"] == "0:45"
 
 
+def test_progress_counts_undone_epochs():
+    """A diverged epoch that training undid shows as a count; ordinary epochs add nothing."""
+    import cli.render as render
+    from nvcodec.training import EpochStats
+
+    progress = render.TrainingProgress()
+    with progress:
+        progress.update(EpochStats(1, 4, 0.01, 20.0, 1e-3, 1.0))
+        assert "undone (diverged)" not in progress._postfix
+        progress.update(EpochStats(2, 4, 0.05, 13.0, 5e-4, 2.0, undone=True))
+        progress.update(EpochStats(3, 4, 0.01, 20.0, 5e-4, 3.0, phase="rd", undone=True))
+        assert progress._postfix["undone (diverged)"] == "2"
+
+
 def test_input_warnings_are_one_plain_line(tmp_path):
     import av
 

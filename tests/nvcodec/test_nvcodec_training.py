@@ -186,3 +186,78 @@ def test_decoding_precision_is_set_per_call_and_restored() -> None:
         assert cudnn.deterministic
         assert not cudnn.benchmark
     assert (cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.deterministic) == before
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+def _linear_run() -> tuple[
+    torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR
+]:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
+    return model, optimizer, scheduler
+
+
+def _step(model, optimizer, scheduler, scale: float = 1.0) -> None:
+    optimizer.zero_grad()
+    (scale * model(torch.randn(8, 4)).square().sum()).backward()
+    optimizer.step()
+    scheduler.step()
+
+
+def test_rollback_undoes_a_diverged_epoch_and_halves_the_lr() -> None:
+    from nvcodec.training.rollback import DIVERGED, Rollback
+
+    model, optimizer, scheduler = _linear_run()
+    guard = Rollback([model], optimizer, scheduler)
+    _step(model, optimizer, scheduler)
+    assert guard.check(1.0)  # the first epoch has nothing to compare with
+    kept = {k: v.clone() for k, v in model.state_dict().items()}
+    moments = {k: v.clone() for k, v in optimizer.state[model.weight].items()}
+    lr = optimizer.param_groups[0]["lr"]
+
+    _step(model, optimizer, scheduler, scale=1e6)
+    assert not torch.equal(model.weight, kept["weight"])
+    assert not guard.check(DIVERGED * 1.0 + 0.01)
+    assert all(torch.equal(v, kept[k]) for k, v in model.state_dict().items())
+    assert all(torch.equal(v, moments[k]) for k, v in optimizer.state[model.weight].items())
+    assert scheduler.base_lrs == [pytest.approx(0.05)]
+    # The current lr is the schedule's at this step, from the halved base.
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05 / 3)
+    assert optimizer.param_groups[0]["lr"] < lr
+    assert guard.undone == 1
+    assert guard.loss == 1.0
+
+    # The epoch after an undone one is accepted whatever its finite loss, and is the new reference.
+    _step(model, optimizer, scheduler)
+    assert guard.check(5.0)
+    assert guard.check(DIVERGED * 5.0)
+    assert not guard.check(math.nan)
+    assert guard.undone == 2
+
+
+def test_train_undoes_diverged_epochs_and_ends_on_an_accepted_one() -> None:
+    model = _model(0)
+    frames = _frames()
+    seen: list[EpochStats] = []
+    config = TrainConfig(epochs=8, batch_size=3, lr=0.3, warmup=0.0, seed=2)
+    result = train(model, frames, config, callback=seen.append)
+    undone = [s.epoch for s in seen if s.undone]
+    assert undone  # lr 0.3 diverges on this model
+    assert result.undone == len(undone)
+    assert seen[-1].undone or result.final_loss == seen[-1].loss
+    # What the run reports is the model it leaves, not a diverged state that was undone.
+    with torch.no_grad():
+        mse = float(torch.nn.functional.mse_loss(model(torch.arange(float(FRAMES))), frames))
+    assert mse < 2 * result.final_loss
+    assert all(seen[k].lr < seen[k - 1].lr for k in range(1, len(seen)) if seen[k].undone)
+
+
+def test_ordinary_runs_undo_nothing() -> None:
+    seen: list[EpochStats] = []
+    config = TrainConfig(epochs=30, batch_size=3, lr=5e-3, warmup=0.2, seed=1)
+    assert train(_model(0), _frames(), config, callback=seen.append).undone == 0
+    assert not any(s.undone for s in seen)

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nvcodec.models.blocks import activate_
+
 __all__ = ["ChannelLayerNorm", "ConvNeXtBlock", "ConvNeXtEncoder"]
 
 
@@ -66,7 +68,7 @@ class ConvNeXtBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.depthwise(x).permute(0, 2, 3, 1)  # channels-last for the pointwise MLP
-        y = self.project(self.act(self.expand(self.norm(y)))).permute(0, 3, 1, 2)
+        y = self.project(activate_(self.act, self.expand(self.norm(y)))).permute(0, 3, 1, 2)
         return x + y if self.residual else y
 
 

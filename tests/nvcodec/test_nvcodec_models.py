@@ -500,3 +500,52 @@ def test_nerv_head_kernel_is_a_config_field_and_old_files_keep_3x3() -> None:
     assert again.head_kernel == 1
     with pytest.raises(ConfigError):
         dataclasses.replace(default, head_kernel=2).validate()
+
+
+@pytest.mark.parametrize(
+    ("shape", "stride"), [((2, 12, 5, 7), 2), ((1, 18, 4, 3), 3), ((3, 50, 2, 4), 5)]
+)
+def test_pixel_shuffle_equals_torchs_values_and_gradients(shape, stride) -> None:
+    """The faster shuffle is a copy of the same elements: equal outputs and input gradients,
+    also for a non-contiguous input; stride 1 returns the input."""
+    from nvcodec.models.blocks import pixel_shuffle
+
+    torch.manual_seed(0)
+    x = torch.randn(shape, requires_grad=True)
+    grad = torch.randn(torch.nn.functional.pixel_shuffle(x, stride).shape)
+    ours = pixel_shuffle(x, stride)
+    (mine,) = torch.autograd.grad(ours, x, grad)
+    theirs = torch.nn.functional.pixel_shuffle(x, stride)
+    (reference,) = torch.autograd.grad(theirs, x, grad)
+    assert torch.equal(ours, theirs)
+    assert torch.equal(mine, reference)
+    strided = x.detach().transpose(2, 3).contiguous().transpose(2, 3)  # channels-last-like strides
+    assert torch.equal(pixel_shuffle(strided, stride), theirs.detach())
+    assert pixel_shuffle(x, 1) is x
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "relu"])
+def test_in_place_activations_and_head_equal_the_training_path(name: str) -> None:
+    """Decoding (no gradients) computes activations and the output head in place: the same
+    values as the out-of-place training path, which keeps its gradients."""
+    from nvcodec.models.blocks import OutputHead, activate_, make_activation
+
+    torch.manual_seed(0)
+    act = make_activation(name)
+    x = torch.randn(2, 5, 7, 9) * 4
+    expected = act(x)
+    with torch.no_grad():
+        y = x.clone()
+        out = activate_(act, y)
+    assert out.data_ptr() == y.data_ptr()
+    assert torch.equal(out, expected)
+    leaf = x.clone().requires_grad_()
+    activate_(act, leaf).sum().backward()
+    assert leaf.grad is not None
+
+    head = OutputHead(5)
+    trained = head(x)
+    with torch.inference_mode():
+        decoded = head(x)
+    assert trained.requires_grad
+    assert torch.equal(decoded, trained.detach())

@@ -91,25 +91,18 @@ def compute_bounds(seconds: float, device: torch.device, quick: bool) -> dict[st
     }
 
 
-def decode_batch(per_frame: int, frames: int) -> int:
-    """Frames per batch exactly as :func:`nvcodec.decoder.batch_size_for` chooses them (checked
-    against it on the real file in :func:`e2e_decode`)."""
-    from nvcodec.decoder import BATCH_ACTIVATION
-
-    return max(1, min(32, frames, BATCH_ACTIVATION // max(per_frame, 1)))
-
-
 def net_decode_fps(
     config: Any, frames: int, seconds: float, device: torch.device
 ) -> tuple[float, int]:
     """Frames/s of the network alone, and the batch size: every frame position in the decoder's
     batches (a short last batch padded by repeating its last position, as ``render`` does)."""
+    from nvcodec.decoder import frames_per_batch
     from nvcodec.device import full_fp32
     from nvcodec.models import build_model
 
     torch.manual_seed(0)
     model = build_model(config, device=device).eval()
-    batch = decode_batch(config.activation_elements(), frames)
+    batch = frames_per_batch(config.activation_elements(), frames)
     positions = [float(i) for i in range(frames)]
     batches = []
     for start in range(0, frames, batch):
@@ -181,7 +174,6 @@ def e2e_decode(
     """Frames/s of ``nvcodec.decode`` of a real file to ``.y4m`` (everything the decoder does),
     with the file's size and the time the brief encode that wrote it took."""
     from nvcodec import EncodeOptions, decode, encode
-    from nvcodec.decoder import batch_size_for, load_model
 
     nvc, out = work / f"{model_id}.nvc", str(work / f"{model_id}.y4m")
     options = EncodeOptions(
@@ -190,13 +182,6 @@ def e2e_decode(
     start = time.perf_counter()
     report = encode(clip, nvc, options)
     encode_s = time.perf_counter() - start
-    loaded = load_model(nvc, device=str(device))
-    if batch_size_for(loaded) != decode_batch(
-        loaded.nvc.config.activation_elements(), report.frames
-    ):
-        raise RuntimeError(
-            f"{model_id}: the decoder's batch size rule changed; update decode_batch"
-        )
     calls = rate(lambda: decode(nvc, out, device=str(device), overwrite=True), seconds, device, 1)
     return {"e2e_fps": report.frames * calls, "file_bytes": report.bytes, "encode_s": encode_s}
 

@@ -182,12 +182,16 @@ def render_video(
         del loaded
 
 
+def frames_per_batch(activation_elements: int, frames: int) -> int:
+    """Frames per decode batch for a model whose largest activation has ``activation_elements``
+    per frame: as many as keep it under :data:`BATCH_ACTIVATION`, at most 32, and never more
+    than the clip's ``frames``. Decoded values depend on it (see :func:`render`)."""
+    return max(1, min(32, frames, BATCH_ACTIVATION // max(activation_elements, 1)))
+
+
 def batch_size_for(loaded: LoadedModel) -> int:
-    """Frames per decode batch: as many as keep the largest activation under
-    :data:`BATCH_ACTIVATION`, at most 32, and never more than the clip has."""
-    per_frame = loaded.nvc.config.activation_elements()
-    frames = loaded.nvc.video.frame_count
-    return max(1, min(32, frames, BATCH_ACTIVATION // max(per_frame, 1)))
+    """Frames per decode batch of a loaded file (:func:`frames_per_batch`)."""
+    return frames_per_batch(loaded.nvc.config.activation_elements(), loaded.nvc.video.frame_count)
 
 
 def render(loaded: LoadedModel, positions: Sequence[float]) -> Iterator[Yuv420Frames]:

@@ -47,7 +47,9 @@ float rounding, at a fraction of the memory. Training on patches (``--patch``) u
 PSNR), not 0.7·L1 + 0.3·MS-SSIM; otherwise the reference's recipe is the default (Adam, 10 %
 warm-up, cosine) at lr 1e-2 instead of 2e-3 (measured, see ``TRAINING_DEFAULTS``). Pruning and
 quantisation are nvcodec's pipeline (RD training by default), not the reference's Quant-Noise.
-No gradient-norm clipping (the reference clips at 1.0; nvcodec's loop has none). Grids are stored
+No gradient-norm clipping by default (the reference clips at 1.0; ``clip`` 1.0 did not stop
+hinerv-flat's divergence on Dashcam, 31.97 dB against 32.13 without); nvcodec's loop undoes a
+diverged epoch instead (:mod:`nvcodec.training.rollback`). Grids are stored
 ``(T, C, h, w)`` (base) and ``(T, s, s, C)`` (local).
 
 **Small frames.** The halving widths suit the reference's 720p+ frames, where stage 0 runs at

@@ -18,6 +18,7 @@ from nvcodec.io.colour import ColourSpec, yuv420_to_rgb
 from nvcodec.io.frames import Yuv420Frames
 
 __all__ = [
+    "LOSSLESS_PSNR",
     "QualityMetrics",
     "compute_metrics",
     "merge_metrics",
@@ -66,7 +67,22 @@ def psnr_from_mse(mse: float, peak: float = 255.0) -> float:
     return 10.0 * math.log10(peak * peak / mse)
 
 
+LOSSLESS_PSNR = 100.0
+"""The most a plane's PSNR counts for in the 6:1:1 mean, in dB.
+
+Why: a plane that decodes identically has an infinite PSNR, and the mean would then call the
+whole clip perfect. Black-and-white video is the common case: its chroma is flat 128, every
+codec keeps it exactly, and a reconstruction at 8 dB PSNR-Y was reported as PSNR-YUV ``inf``.
+Above any 8-bit lossy result up to HD (one level off in one sample of a 1080p frame: 111 dB,
+of a 96×72 one: 87 dB), and the same for every codec, so comparisons stay fair. The plane's own
+PSNR is still reported as ``inf``, and so is PSNR-YUV when all three planes are identical."""
+
+
 def _yuv_611(y: float, u: float, v: float) -> float:
+    planes = (y, u, v)
+    if all(math.isinf(p) for p in planes):
+        return math.inf
+    y, u, v = (min(p, LOSSLESS_PSNR) for p in planes)
     return (6.0 * y + u + v) / 8.0
 
 

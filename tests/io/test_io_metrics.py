@@ -20,7 +20,7 @@ from nvcodec.io import (
     psnr_from_mse,
     read_video,
 )
-from nvcodec.io.metrics import ms_ssim_window
+from nvcodec.io.metrics import LOSSLESS_PSNR, ms_ssim_window
 
 CHAPLIN = Path(__file__).resolve().parents[1] / "data" / "clips" / "chaplin_96x72_16f.mkv"
 
@@ -56,7 +56,27 @@ def test_offset_of_one_on_luma() -> None:
     assert m.psnr_y == pytest.approx(48.1308, abs=1e-4)
     assert m.psnr_u == m.psnr_v == math.inf
     assert m.per_frame["psnr_y"] == pytest.approx([48.1308] * 2, abs=1e-4)
-    assert m.psnr_yuv == math.inf  # 6:1:1 of (48.13, inf, inf)
+    # 6:1:1 of (48.13, inf, inf): identical planes count as LOSSLESS_PSNR, not as infinity,
+    # else a clip with flat chroma (black-and-white video) would read as perfect at any PSNR-Y.
+    assert m.psnr_yuv == pytest.approx((6 * 48.1308 + 2 * LOSSLESS_PSNR) / 8, abs=1e-4)
+    assert m.per_frame["psnr_yuv"] == pytest.approx([m.psnr_yuv] * 2)
+
+
+def test_black_and_white_clip_is_not_reported_perfect() -> None:
+    """Chroma flat at 128 in both clips, luma far off: PSNR-YUV is finite and follows PSNR-Y,
+    also when segments' metrics are merged."""
+    from nvcodec.io.metrics import merge_metrics
+
+    ref, dec = _grey(3, 16, 16, 200), _grey(3, 16, 16, 60)
+    m = compute_metrics(ref, dec, ColourSpec())
+    assert m.psnr_u == m.psnr_v == math.inf
+    assert m.psnr_y < 10
+    assert math.isfinite(m.psnr_yuv)
+    assert m.psnr_yuv < 35
+    worse = compute_metrics(ref, _grey(3, 16, 16, 30), ColourSpec())
+    assert worse.psnr_yuv < m.psnr_yuv
+    merged = merge_metrics([m, compute_metrics(ref[:1], dec[:1], ColourSpec())])
+    assert merged.psnr_yuv == pytest.approx(m.psnr_yuv)
 
 
 def test_mean_mse_not_mean_psnr() -> None:

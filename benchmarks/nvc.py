@@ -152,6 +152,7 @@ class NvcCodec(Codec):
             notes={
                 "parameters": report.parameters,
                 "train_psnr": report.train_psnr,
+                "undone_epochs": report.undone_epochs,
                 "encoder_seconds": seconds,
                 "encoder_report_matches": True,
             },

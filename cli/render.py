@@ -122,6 +122,13 @@ def _sub_phases(seconds: dict[str, float], phase: str) -> str:
     return f" [{', '.join(parts)}]" if parts else ""
 
 
+def _undone(epochs: int) -> str:
+    """``; 2 diverged epochs undone`` (training went back and halved its lr), or nothing."""
+    if not epochs:
+        return ""
+    return f"; {epochs} diverged epoch{'s' if epochs > 1 else ''} undone"
+
+
 def _clock(seconds: float) -> str:
     """``1:02:03`` or ``2:03``, as tqdm shows its own times."""
     minutes, secs = divmod(round(seconds), 60)
@@ -156,7 +163,7 @@ def encode_summary(r: EncodeReport) -> str:
             f"(Y {_db(m.psnr_y)}, U {_db(m.psnr_u)}, V {_db(m.psnr_v)}), "
             f"PSNR-RGB {_db(m.psnr_rgb)} dB, MS-SSIM {ms}",
             f"model {r.model}, {r.parameters:,} parameters, on {r.device}; "
-            f"float model before quantisation {_db(r.train_psnr)} dB RGB",
+            f"float model before quantisation {_db(r.train_psnr)} dB RGB{_undone(r.undone_epochs)}",
             *([compression] if compression else []),
             f"time: encode {s['total']:.1f} s (read {s['read']:.1f}, train {s['train']:.1f}, "
             f"compress {s['compress']:.2f}{_sub_phases(s, 'compress')}, "

@@ -339,6 +339,7 @@ class EncodeReport:
     tensors: tuple[TensorStat, ...] = ()
     compression: dict[str, object] = field(default_factory=dict)  # as stored in the metadata
     target_bpp: float | None = None
+    undone_epochs: int = 0  # training epochs undone because they diverged (all phases)
 
 
 def check_nvc_output(output: str, input_path: str, overwrite: bool) -> None:
@@ -522,6 +523,7 @@ def encode(
         tensors=piped.encoded.stats,
         compression={"bits": piped.bits, **compression},
         target_bpp=opts.target_bpp,
+        undone_epochs=result.undone + piped.undone,
     )
 
 

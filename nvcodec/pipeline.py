@@ -216,6 +216,7 @@ class _PhaseRunner:
         self.callback, self.checkpointer, self.resume = callback, checkpointer, resume
         self.phases: dict[str, float] = {}
         self.psnr: dict[str, float] = {}
+        self.undone = 0  # diverged epochs undone (nvcodec.training.rollback), all phases
         if resume is not None:
             if resume.phase not in ("prune", "qat"):
                 raise ValueError(f"the pipeline resumes prune or qat, not {resume.phase!r}")
@@ -223,6 +224,7 @@ class _PhaseRunner:
                 self.phases[phase] = float(done["seconds"])
                 if done.get("psnr") is not None:
                     self.psnr[phase] = float(done["psnr"])
+                self.undone += int(done.get("undone", 0))
             _attach_masks(model, resume.masks)
 
     def run(
@@ -250,11 +252,13 @@ class _PhaseRunner:
         )
         self.phases[phase] = result.seconds
         self.psnr[phase] = result.final_psnr
+        self.undone += result.undone
         if checkpointer is not None:
             finite = math.isfinite(result.final_psnr)
             checkpointer.history.setdefault("phases", {})[phase] = {
                 "seconds": result.seconds,
                 "psnr": result.final_psnr if finite else None,
+                "undone": result.undone,
             }
 
 
@@ -268,6 +272,7 @@ class PipelineResult:
     phases: dict[str, float]  # phase → seconds
     phase_psnr: dict[str, float]  # phase → training PSNR at its end (float / fake-quant model)
     rate_note: str = ""
+    undone: int = 0  # fine-tune epochs undone because they diverged (all phases)
 
 
 def _encode(model: nn.Module, names: Sequence[str], bits: int, code_bits: int) -> EncodedTensors:
@@ -384,6 +389,7 @@ def compress_model(
         phases=phases,
         phase_psnr=psnr,
         rate_note=note,
+        undone=runner.undone,
     )
 
 
@@ -514,6 +520,7 @@ def rd_compress(
         prunable=candidates,
         phases=runner.phases,
         phase_psnr=runner.psnr,
+        undone=runner.undone,
     )
     return result, RDOutcome(lam=float(term.lam), proxy_bits=proxy, step_factor=step_factor)
 

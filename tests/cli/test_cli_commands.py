@@ -449,6 +449,10 @@ def test_progress_counts_undone_epochs():
         progress.update(EpochStats(2, 4, 0.05, 13.0, 5e-4, 2.0, undone=True))
         progress.update(EpochStats(3, 4, 0.01, 20.0, 5e-4, 3.0, phase="rd", undone=True))
         assert progress._postfix["undone (diverged)"] == "2"
+    # and the encode's summary says so, only when it happened
+    assert render._undone(0) == ""
+    assert render._undone(1) == "; 1 diverged epoch undone"
+    assert render._undone(3) == "; 3 diverged epochs undone"
 
 
 def test_input_warnings_are_one_plain_line(tmp_path):

@@ -109,6 +109,27 @@ def test_gaussian_params_refused_when_bad() -> None:
 # ------------------------------------------------------------------------ encoder, end to end
 
 
+@pytest.mark.parametrize("pipeline", ["qat", "rd"])
+def test_encode_reports_every_undone_epoch(tmp_path, chaplin, monkeypatch, pipeline: str) -> None:
+    """Epochs undone in any phase (float training, fine-tunes, RD) reach the report and the
+    progress callback alike; a threshold of 0 makes every compared epoch count as diverged."""
+    from nvcodec import EncodeOptions, encode
+    from nvcodec.training import rollback
+
+    monkeypatch.setattr(rollback, "DIVERGED", 0.0)
+    seen = []
+    phases = {"rd_epochs": 3} if pipeline == "rd" else {"qat_epochs": 3}
+    opts = EncodeOptions(
+        size=10_000, epochs=4, frames=(0, 4), device="cpu", pipeline=pipeline, **phases
+    )
+    report = encode(chaplin, tmp_path / "u.nvc", opts, progress=seen.append)
+    undone = [(s.phase, s.epoch) for s in seen if s.undone]
+    assert {phase for phase, _ in undone} >= {"train"}
+    assert len({phase for phase, _ in undone}) >= 2  # and a compression phase
+    assert report.undone_epochs == len(undone)
+    assert np.isfinite(report.metrics.psnr_yuv)
+
+
 def test_encode_with_pruning_and_qat_decodes(tmp_path, chaplin) -> None:
     from nvcodec import EncodeOptions, encode, inspect
     from nvcodec.decoder import decode_frames

@@ -105,7 +105,7 @@ class TrainState:
 
     epoch: int  # epochs completed (1-based count; the run continues with epoch + 1)
     epochs: int  # the run's length (a resume must have the same schedule)
-    loss: float  # training MSE of the last completed epoch
+    loss: float  # divergence reference: objective of the last accepted epoch (NaN after an undo)
     seconds: float  # training time spent so far
     model: dict[str, torch.Tensor]
     encoder: dict[str, torch.Tensor] | None  # training encoder of a hybrid model

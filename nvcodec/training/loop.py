@@ -121,7 +121,8 @@ def train_step(
     penalty: Callable[[], torch.Tensor] | None = None,
     cells: tuple[int, int, int, int] | None = None,
 ) -> torch.Tensor:
-    """One optimiser step on a batch; returns the (detached, on-device) summed squared error.
+    """One optimiser step on a batch; returns (detached, on device) the batch's summed squared
+    error and summed objective (error plus penalty), stacked.
 
     With a training ``encoder`` the output is ``model.training_forward(encoder, positions,
     targets, all_frames)`` (see the module docstring), with ``cells`` the patch
@@ -140,7 +141,7 @@ def train_step(
     total = loss if penalty is None else loss + penalty()
     total.backward()
     optimizer.step()
-    return loss.detach() * targets.shape[0]
+    return torch.stack((loss, total)).detach() * targets.shape[0]
 
 
 def train_epoch(
@@ -157,7 +158,8 @@ def train_epoch(
     on_step: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """One pass over the frames (and, with ``patch``, over every patch of each) in a seeded
-    random order; returns the mean MSE per pixel (on device). ``on_step(k)`` after the k-th
+    random order; returns the mean MSE per pixel and the mean objective (MSE plus penalty),
+    stacked, on the device. ``on_step(k)`` after the k-th
     step (no host sync: it is for progress)."""
     count = frames.shape[0]
     order = torch.randperm(count, generator=generator).to(frames.device)
@@ -166,7 +168,7 @@ def train_epoch(
         cells = model.patch_cells(patch)
         tiles = [cells[i] for i in torch.randperm(len(cells), generator=generator).tolist()]
     pixels = frames.shape[-2] * frames.shape[-1]
-    total = torch.zeros((), device=frames.device)
+    total = torch.zeros(2, device=frames.device)
     done = 0
     for tile in tiles:
         rows, cols = model.patch_slices(tile) if tile is not None else (slice(None),) * 2
@@ -354,7 +356,7 @@ def train(
     guard = Rollback([model, run.encoder], run.optimizer, run.scheduler, mse)
     for epoch in range(first, config.epochs + 1):
         done = (epoch - 1) * run.per_epoch
-        mse_t = train_epoch(
+        losses = train_epoch(
             model,
             run.optimizer,
             run.scheduler,
@@ -367,8 +369,8 @@ def train(
             patch=config.patch,
             on_step=_step_reporter(on_step, done, run.per_epoch, total_steps),
         )
-        mse = float(mse_t)  # the one host sync per epoch
-        accepted = guard.check(mse)
+        mse, objective = losses.tolist()  # the one host sync per epoch
+        accepted = guard.check(objective, mse)
         if checkpoint is not None:
             checkpoint(epoch, config.epochs, run.state(epoch, guard.reference))
         if callback is not None:

@@ -8,8 +8,11 @@ because the remaining 70 epochs were spent climbing back. Lowering every model's
 such a step costs quality everywhere else (0.4–0.8 dB on clips that never diverge), and
 gradient clipping did not prevent it.
 
-The rule: an epoch whose training MSE is more than :data:`DIVERGED` times the last accepted
-epoch's (a drop of over 3 dB), or not finite, is undone. The model, the training encoder, every
+The rule: an epoch whose training objective (the MSE, plus the rate term in RD training) is more
+than :data:`DIVERGED` times the last accepted epoch's (a drop of over 3 dB), or not finite, is
+undone. The objective, not the MSE alone: in RD training the rate term may legitimately trade
+distortion away, and undoing that would fight the loss being minimised. (On the Dashcam runs
+measured both ways, the two rules undid the same epochs and wrote the same files.) The model, the training encoder, every
 optimised tensor (learned step sizes included) and the optimiser's moments return to their
 values after the last accepted epoch, and every group's base learning rate is halved for the
 rest of the run. The epoch still counts: a run never takes more epochs than asked for.
@@ -62,7 +65,7 @@ class Rollback:
                 tensors.update((id(b), b) for b in module.buffers())
         self._tensors = list(tensors.values())
         self.reference = loss  # the next epoch is undone above DIVERGED × this (NaN: accepted)
-        self.loss = loss  # MSE of the last accepted epoch (NaN: none yet)
+        self.loss = loss  # MSE of the last accepted epoch (NaN: none yet; on resume the reference)
         self.undone = 0  # epochs undone so far in this run
         self._save()
 
@@ -86,13 +89,14 @@ class Rollback:
             group["lr"] = base * factor(step)
         scheduler._last_lr = [group["lr"] for group in self._optimizer.param_groups]
 
-    def check(self, loss: float) -> bool:
-        """Accept the epoch that ended with training MSE ``loss`` (True) or undo it (False)."""
-        if not math.isfinite(loss) or loss > DIVERGED * self.reference:
+    def check(self, objective: float, mse: float) -> bool:
+        """Accept the epoch that ended with mean ``objective`` and ``mse`` (True) or undo it
+        (False)."""
+        if not math.isfinite(objective) or objective > DIVERGED * self.reference:
             self._restore()
             self.undone += 1
             self.reference = math.nan
             return False
-        self.reference = self.loss = loss
+        self.reference, self.loss = objective, mse
         self._save()
         return True

@@ -207,9 +207,10 @@ def test_patch_epoch_reports_the_whole_frame_error() -> None:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     # 7×6 cells of 16 px, 2-cell tiles: 4 × 3 tiles; 3 frames in batches of 2: 2 steps each
     assert steps_per_epoch(model, 3, TrainConfig(patch=32, batch_size=2)) == 12 * 2
-    mse = train_epoch(
+    mse, objective = train_epoch(
         model, optimizer, scheduler, frames, 2, torch.Generator().manual_seed(0), False, patch=32
     )
+    assert torch.equal(objective, mse)  # no penalty
     with torch.no_grad():
         expected = torch.nn.functional.mse_loss(model(torch.arange(3.0)), frames)
     torch.testing.assert_close(mse, expected, rtol=1e-5, atol=0)

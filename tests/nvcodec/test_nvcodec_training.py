@@ -214,14 +214,14 @@ def test_rollback_undoes_a_diverged_epoch_and_halves_the_lr() -> None:
     model, optimizer, scheduler = _linear_run()
     guard = Rollback([model], optimizer, scheduler)
     _step(model, optimizer, scheduler)
-    assert guard.check(1.0)  # the first epoch has nothing to compare with
+    assert guard.check(1.0, 1.0)  # the first epoch has nothing to compare with
     kept = {k: v.clone() for k, v in model.state_dict().items()}
     moments = {k: v.clone() for k, v in optimizer.state[model.weight].items()}
     lr = optimizer.param_groups[0]["lr"]
 
     _step(model, optimizer, scheduler, scale=1e6)
     assert not torch.equal(model.weight, kept["weight"])
-    assert not guard.check(DIVERGED * 1.0 + 0.01)
+    assert not guard.check(DIVERGED * 1.0 + 0.01, 1.0)  # the objective decides, not the MSE
     assert all(torch.equal(v, kept[k]) for k, v in model.state_dict().items())
     assert all(torch.equal(v, moments[k]) for k, v in optimizer.state[model.weight].items())
     assert scheduler.base_lrs == [pytest.approx(0.05)]
@@ -233,9 +233,10 @@ def test_rollback_undoes_a_diverged_epoch_and_halves_the_lr() -> None:
 
     # The epoch after an undone one is accepted whatever its finite loss, and is the new reference.
     _step(model, optimizer, scheduler)
-    assert guard.check(5.0)
-    assert guard.check(DIVERGED * 5.0)
-    assert not guard.check(math.nan)
+    assert guard.check(5.0, 4.0)
+    assert guard.check(DIVERGED * 5.0, 40.0)  # MSE up 10×, objective within bounds: accepted
+    assert guard.loss == 40.0
+    assert not guard.check(math.nan, 1.0)
     assert guard.undone == 2
 
 

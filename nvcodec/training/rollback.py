@@ -12,10 +12,12 @@ The rule: an epoch whose training objective (the MSE, plus the rate term in RD t
 than :data:`DIVERGED` times the last accepted epoch's (a drop of over 3 dB), or not finite, is
 undone. The objective, not the MSE alone: in RD training the rate term may legitimately trade
 distortion away, and undoing that would fight the loss being minimised. (On the Dashcam runs
-measured both ways, the two rules undid the same epochs and wrote the same files.) The model, the training encoder, every
-optimised tensor (learned step sizes included) and the optimiser's moments return to their
-values after the last accepted epoch, and every group's base learning rate is halved for the
-rest of the run. The epoch still counts: a run never takes more epochs than asked for.
+measured both ways, the two rules undid the same epochs and wrote the same files.)
+
+The model, the training encoder, every optimised tensor (learned step sizes included) and the
+optimiser's moments return to their values after the last accepted epoch, and every group's
+base learning rate is halved for the rest of the run. The epoch still counts: a run never
+takes more epochs than asked for.
 
 The epoch after an undone one is accepted whatever its (finite) loss, and becomes the new
 reference. An epoch's loss is the mean over its steps, so a step late in an accepted epoch can

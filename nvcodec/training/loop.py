@@ -31,7 +31,8 @@ CPU's cache. Patches are visited in a seeded random order, each with all frames 
 
 **Divergence** (:mod:`nvcodec.training.rollback`). An epoch whose loss jumps above twice the last
 accepted epoch's is undone and the run goes on at half the learning rate; callbacks see it as
-``EpochStats.undone`` and :class:`TrainResult` counts such epochs.
+``EpochStats.undone`` and :class:`TrainResult` counts such epochs. A ``penalty`` whose weight
+moves during the run says so with ``stationary = False``; then nothing is undone.
 
 **Checkpoints** (:mod:`nvcodec.training.checkpoint`). ``checkpoint(epoch, epochs, capture)`` is
 called after every epoch; it decides whether to save and only then calls ``capture()``, which
@@ -107,6 +108,8 @@ class TrainResult:
 
 
 def _psnr(mse: float) -> float:
+    if math.isnan(mse):
+        return math.nan  # no epoch measured (or all diverged): not "perfect"
     return -10.0 * math.log10(mse) if mse > 0 else math.inf
 
 
@@ -353,7 +356,8 @@ def train(
     total_steps = config.epochs * run.per_epoch
     autocast = config.amp and frames.device.type == "cuda"
     first, mse = _resume(run, resume)
-    guard = Rollback([model, run.encoder], run.optimizer, run.scheduler, mse)
+    stationary = getattr(penalty, "stationary", True)  # see nvcodec.training.rollback
+    guard = Rollback([model, run.encoder], run.optimizer, run.scheduler, mse, stationary)
     for epoch in range(first, config.epochs + 1):
         done = (epoch - 1) * run.per_epoch
         losses = train_epoch(

@@ -24,6 +24,10 @@ reference. An epoch's loss is the mean over its steps, so a step late in an acce
 already have spoiled the state kept; comparing against that epoch for ever would undo every
 later epoch and stall the run (seen on a small model at lr 0.3).
 
+A loss whose weights move during the run (RD training with a target size, where dual ascent
+raises λ every step) gives objectives that two epochs cannot compare; such a run passes
+``enabled=False`` and nothing is undone.
+
 It is decided from values alone, so seeded runs stay deterministic. Only the state after the
 last epoch is kept, the reference loss goes into checkpoints, so a resumed run undoes the same
 epochs as an uninterrupted one.
@@ -38,10 +42,14 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-__all__ = ["DIVERGED", "LR_BACKOFF", "Rollback"]
+__all__ = ["DIVERGED", "FLOOR", "LR_BACKOFF", "Rollback"]
 
 DIVERGED = 2.0
-"""An epoch whose MSE exceeds this multiple of the last accepted epoch's is undone."""
+"""An epoch whose objective exceeds this multiple of the last accepted epoch's is undone."""
+
+FLOOR = 1e-6
+"""Objectives below this (60 dB PSNR on [0, 1] RGB) count as this when compared: near float
+precision, noise alone can double an epoch's mean, and that is not a divergence."""
 
 LR_BACKOFF = 0.5
 """Factor on every group's base learning rate after each undone epoch."""
@@ -56,7 +64,9 @@ class Rollback:
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LambdaLR,
         loss: float = math.nan,
+        enabled: bool = True,
     ) -> None:
+        self.enabled = enabled
         self._optimizer = optimizer
         self._scheduler = scheduler
         tensors: dict[int, torch.Tensor] = {}
@@ -69,11 +79,15 @@ class Rollback:
         self.reference = loss  # the next epoch is undone above DIVERGED × this (NaN: accepted)
         self.loss = loss  # MSE of the last accepted epoch (NaN: none yet; on resume the reference)
         self.undone = 0  # epochs undone so far in this run
+        self._values = [t.detach().clone() for t in self._tensors] if enabled else []
         self._save()
 
     def _save(self) -> None:
-        with torch.no_grad():
-            self._values = [t.detach().clone() for t in self._tensors]
+        if not self.enabled:
+            return
+        with torch.no_grad():  # into the same buffers: no second copy of the model at a time
+            for value, tensor in zip(self._values, self._tensors, strict=True):
+                value.copy_(tensor)
         self._moments = copy.deepcopy(self._optimizer.state_dict())
 
     def _restore(self) -> None:
@@ -94,7 +108,9 @@ class Rollback:
     def check(self, objective: float, mse: float) -> bool:
         """Accept the epoch that ended with mean ``objective`` and ``mse`` (True) or undo it
         (False)."""
-        if not math.isfinite(objective) or objective > DIVERGED * self.reference:
+        reference = self.reference  # NaN: nothing to compare with, accepted if finite
+        diverged = math.isfinite(reference) and objective > DIVERGED * max(reference, FLOOR)
+        if self.enabled and (diverged or not math.isfinite(objective)):
             self._restore()
             self.undone += 1
             self.reference = math.nan

@@ -71,6 +71,19 @@ def test_rate_term_equals_the_coded_size(per_channel: bool) -> None:
     assert 8 * len(encoded.data) <= proxy * 1.05 + 64 * len(quantised)
 
 
+def test_rate_term_is_stationary_only_without_a_target() -> None:
+    """With a target, dual ascent moves λ every step, so the training loop must not compare two
+    epochs' losses (it undoes diverged epochs only for a stationary penalty)."""
+    model = _tiny()
+    rdq.attach(model, bits=6)
+    assert rdq.RateTerm(model, pixels=1000, lam=1.0).stationary
+    moving = rdq.RateTerm(model, pixels=1000, lam=1.0, target_bits=10.0)
+    assert not moving.stationary
+    before = float(moving.lam)
+    moving()
+    assert float(moving.lam) != before
+
+
 def test_the_file_stores_exactly_the_values_the_model_trained_through() -> None:
     model = _tiny()
     names = _names(model)

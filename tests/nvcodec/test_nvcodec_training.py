@@ -262,3 +262,48 @@ def test_ordinary_runs_undo_nothing() -> None:
     config = TrainConfig(epochs=30, batch_size=3, lr=5e-3, warmup=0.2, seed=1)
     assert train(_model(0), _frames(), config, callback=seen.append).undone == 0
     assert not any(s.undone for s in seen)
+
+
+def test_rollback_floor_and_disabled_guard() -> None:
+    """Near float precision a doubled mean is noise, not a divergence; a disabled guard (a loss
+    whose weight moves during the run) never undoes, not even a non-finite epoch."""
+    from nvcodec.training.rollback import FLOOR, Rollback
+
+    model, optimizer, scheduler = _linear_run()
+    guard = Rollback([model], optimizer, scheduler)
+    assert guard.check(FLOOR / 100, FLOOR / 100)
+    assert guard.check(1.9 * FLOOR, 1.9 * FLOOR)  # 190× the reference, but under the floor
+    assert not guard.check(10 * FLOOR * 2.1, 1.0)
+
+    model, optimizer, scheduler = _linear_run()
+    off = Rollback([model], optimizer, scheduler, enabled=False)
+    assert off.check(1.0, 1.0)
+    assert off.check(100.0, 50.0)
+    assert off.check(math.nan, math.nan)
+    assert off.undone == 0
+
+
+class _MovingPenalty:
+    """A penalty whose weight changes during the run (as RD training's dual ascent on λ)."""
+
+    stationary = False
+
+    def __call__(self) -> torch.Tensor:
+        return torch.zeros(())
+
+
+def test_train_undoes_nothing_when_the_penalty_is_not_stationary() -> None:
+    config = TrainConfig(epochs=8, batch_size=3, lr=0.3, warmup=0.0, seed=2)
+    seen: list[EpochStats] = []
+    # the same run undoes epochs without the penalty (test above)
+    result = train(_model(0), _frames(), config, callback=seen.append, penalty=_MovingPenalty())
+    assert result.undone == 0
+    assert not any(s.undone for s in seen)
+
+
+def test_psnr_of_no_measured_epoch_is_nan_not_perfect() -> None:
+    from nvcodec.training.loop import _psnr
+
+    assert math.isnan(_psnr(math.nan))
+    assert _psnr(0.0) == math.inf
+    assert _psnr(0.01) == pytest.approx(20.0)

@@ -613,9 +613,10 @@ def _train_phase(
         done = resume.history.get("train", {})
         loss = done.get("loss")
         loss = float(loss) if loss is not None else float("nan")
-        mse_psnr = -10.0 * np.log10(loss) if loss > 0 else float("inf")
+        mse_psnr = -10.0 * np.log10(loss) if loss > 0 else float("inf" if loss == 0 else "nan")
         seconds, steps = float(done.get("seconds", 0.0)), int(done.get("steps", 0))
-        return TrainResult(loss, float(mse_psnr), seconds, steps), resume
+        undone = int(done.get("undone", 0))
+        return TrainResult(loss, float(mse_psnr), seconds, steps, undone), resume
     result = train(
         model,
         frames,
@@ -630,6 +631,7 @@ def _train_phase(
             "loss": result.final_loss if np.isfinite(result.final_loss) else None,
             "seconds": result.seconds,
             "steps": result.steps,
+            "undone": result.undone,
         }
     return result, None
 

@@ -370,6 +370,25 @@ def test_every_phase_resumes_to_the_same_file(
     assert not (ckdir / CHECKPOINT_NAME).exists()  # removed after success
 
 
+def test_resume_with_undone_epochs_writes_the_same_file_and_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every compared epoch judged diverged (threshold 0), epochs are undone in training,
+    the pruned fine-tune and QAT; an encode interrupted in QAT and resumed writes the same file
+    and reports the same count (finished phases keep theirs in the checkpoint's history)."""
+    from nvcodec.training import rollback
+
+    monkeypatch.setattr(rollback, "DIVERGED", 0.0)
+    straight = encode(CHAPLIN, tmp_path / "s.nvc", PIPE)
+    assert straight.undone_epochs >= 3
+    opts = dataclasses.replace(PIPE, checkpoint_dir=str(tmp_path / "ck"), checkpoint_every=1)
+    calls = _interrupted_encode(tmp_path / "r.nvc", opts, 8)
+    assert (calls[-1].phase, calls[-1].epoch) == ("qat", 1)  # accepted: nothing to compare with
+    resumed = encode(CHAPLIN, tmp_path / "r.nvc", dataclasses.replace(opts, resume=True))
+    assert (tmp_path / "r.nvc").read_bytes() == (tmp_path / "s.nvc").read_bytes()
+    assert resumed.undone_epochs == straight.undone_epochs
+
+
 def test_encode_resume_errors(tmp_path: Path) -> None:
     ckdir = tmp_path / "ck"
     opts = dataclasses.replace(PIPE, checkpoint_dir=str(ckdir), resume=True)

@@ -53,6 +53,7 @@ from nvcodec.io import (
     Yuv420Frames,
     compute_metrics,
     is_stream_target,
+    psnr_from_mse,
     read_video,
 )
 from nvcodec.models import (
@@ -613,10 +614,9 @@ def _train_phase(
         done = resume.history.get("train", {})
         loss = done.get("loss")
         loss = float(loss) if loss is not None else float("nan")
-        mse_psnr = -10.0 * np.log10(loss) if loss > 0 else float("inf" if loss == 0 else "nan")
         seconds, steps = float(done.get("seconds", 0.0)), int(done.get("steps", 0))
         undone = int(done.get("undone", 0))
-        return TrainResult(loss, float(mse_psnr), seconds, steps, undone), resume
+        return TrainResult(loss, psnr_from_mse(loss, peak=1.0), seconds, steps, undone), resume
     result = train(
         model,
         frames,

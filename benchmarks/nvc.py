@@ -26,9 +26,11 @@ import nvcodec
 from benchmarks.codecs import BenchmarkError, Codec, CodecRun, Source, library_versions
 from benchmarks.report import RD_SUFFIX  # nvc-<model>-rd: RD training at --lambda
 from nvcodec import EncodeOptions, decode_frames, encode
+from nvcodec.device import resolve_device
 from nvcodec.io import QualityMetrics, compute_metrics
 from nvcodec.models import get_spec
 from nvcodec.pipeline import RD_AUTO_KAPPA, RDSettings
+from nvcodec.training.loop import uses_autocast
 
 __all__ = ["NvcCodec", "nvc_codec"]
 
@@ -53,10 +55,12 @@ class NvcCodec(Codec):
         lam: float | str | None = None,  # RD training at this λ (or "auto") instead of QAT
         seed: int = 0,
         device: str = "auto",
+        precision: str = "auto",
     ) -> None:
         get_spec(model)  # unknown ids fail here, before any work
         self.model, self.epochs, self.batch_size = model, epochs, batch_size
         self.lr, self.bits, self.lam, self.seed, self.device = lr, bits, lam, seed, device
+        self.precision = precision
         self.label = f"{PREFIX}{model}" + (RD_SUFFIX if lam is not None else "")
 
     def options(self, source: Source | None, point: float) -> EncodeOptions:
@@ -71,6 +75,7 @@ class NvcCodec(Codec):
             lam=self.lam,
             seed=self.seed,
             device=self.device,
+            precision=self.precision,
             frames=source.frames if source is not None else None,
             overwrite=True,
         )
@@ -201,8 +206,13 @@ def nvc_codec(name: str, *, lam: float | str | None = None, **kwargs: Any) -> Nv
 def _recipe(opts: EncodeOptions) -> dict[str, Any]:
     """The training recipe in JSON-normal form (tuples → lists, so cached keys compare equal
     after a reload). Fields added to the recipe later are left out at their neutral value, so
-    that points cached before them keep their keys (whole-frame training: no ``patch``)."""
-    recipe = json.loads(json.dumps(dataclasses.asdict(opts.train_config())))
+    that points cached before them keep their keys (whole-frame training: no ``patch``).
+    ``bf16`` says whether training actually ran under bf16 autocast on this device (``amp`` only
+    asks for it, and was a no-op on CPUs before AMX support)."""
+    config = opts.train_config()
+    recipe = json.loads(json.dumps(dataclasses.asdict(config)))
     if recipe.get("patch") == 0:
         del recipe["patch"]
+    if uses_autocast(config, resolve_device(opts.device)):
+        recipe["bf16"] = True
     return recipe

@@ -83,20 +83,28 @@ def point_stem(codec: Codec, point: float, key: dict[str, Any]) -> str:
     return f"{codec.label}_{codec.point_name}{point:g}_{key_hash(key)[:10]}"
 
 
-LATER_RECIPE_FIELDS: dict[str, Any] = {"patch": 0, "clip": 0.0}
+LATER_RECIPE_FIELDS: dict[str, Any] = {"patch": 0, "clip": 0.0, "bf16": False}
 """Training-recipe fields added after points were cached, with the value that means "off": a
 key without such a field and one with it at this value describe the same encode."""
+UNUSED_RECIPE_FIELDS = ("amp",)
+"""Recipe fields that do not decide a point: ``amp`` only asks for bf16 autocast; whether it ran
+is ``bf16`` (every point cached before it was fp32: no GPU had run, CPUs ignored ``amp``)."""
 
 
 def _normal(key: Any) -> Any:
-    """``key`` with :data:`LATER_RECIPE_FIELDS` at their "off" value left out."""
+    """``key`` with :data:`LATER_RECIPE_FIELDS` at their "off" value and
+    :data:`UNUSED_RECIPE_FIELDS` left out."""
     if not isinstance(key, dict):
         return key
     settings = key.get("settings")
     recipe = settings.get("recipe") if isinstance(settings, dict) else None
     if not isinstance(recipe, dict):
         return key
-    recipe = {k: v for k, v in recipe.items() if LATER_RECIPE_FIELDS.get(k, object()) != v}
+    recipe = {
+        k: v
+        for k, v in recipe.items()
+        if LATER_RECIPE_FIELDS.get(k, object()) != v and k not in UNUSED_RECIPE_FIELDS
+    }
     return {**key, "settings": {**settings, "recipe": recipe}}
 
 

@@ -33,6 +33,7 @@ from nvcodec.errors import NvcodecError
 from nvcodec.io import compute_metrics, read_video
 from nvcodec.models import model_ids, parse_size
 from nvcodec.ranges import FrameRange, parse_frame_range
+from nvcodec.training.loop import PRECISIONS
 
 __all__ = ["BenchConfig", "BenchSummary", "main", "parse_args", "run_benchmark"]
 
@@ -58,6 +59,7 @@ class BenchConfig:
     lam: float | str | None = None  # λ of the nvc-<model>-rd codecs (a number or "auto")
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # nvcodec's training arithmetic (--precision)
     frames: FrameRange | None = None  # None = whole clip (QUICK_FRAMES with quick)
     scale: int = 1  # downscale factor for every codec (CPU budgets); 1 = the clip as it is
     out: Path = DEFAULT_OUT
@@ -96,6 +98,7 @@ def build_codec(name: str, cfg: BenchConfig) -> Codec:
         lam=cfg.lam,
         seed=cfg.seed,
         device=cfg.device,
+        precision=cfg.precision,
     )
     if nvc is None:
         raise BenchmarkError(f"unknown codec {name!r}; choose from {', '.join(codec_names())}")
@@ -292,6 +295,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="nvcodec device: auto, cpu, cuda[:N]")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="nvcodec training arithmetic (fp32 reproduces points cached before bf16 training)",
+    )
     p.add_argument("--frames", type=_frames, help="half-open frame range A:B (default: all)")
     p.add_argument(
         "--scale",
@@ -334,6 +343,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         lam=ns.lam,
         seed=ns.seed,
         device=ns.device,
+        precision=ns.precision,
         frames=ns.frames,
         scale=ns.scale,
         out=ns.out,

@@ -120,10 +120,11 @@ def net_decode_fps(
 
 
 def train_steps(
-    model_id: str, config: Any, frames: int, seconds: float, device: torch.device
+    model_id: str, config: Any, frames: int, seconds: float, device: torch.device, bf16: bool
 ) -> float:
     """Optimiser steps/s of the real training step: the model's recipe, its training encoder
-    when it has one (its output then depends on the frames), batch size 1, random targets."""
+    when it has one (its output then depends on the frames), batch size 1, random targets; in
+    fp32, or with ``bf16`` under bf16 autocast."""
     from nvcodec import EncodeOptions
     from nvcodec.models import build_model
     from nvcodec.training.loop import make_optimizer, train_step
@@ -135,14 +136,13 @@ def train_steps(
     encoder = make_encoder().to(device).train() if make_encoder is not None else None
     optimizer = make_optimizer(model, recipe, encoder)
     targets = torch.rand(frames, 3, config.height, config.width, device=device)
-    autocast = recipe.amp and device.type == "cuda"
     step = itertools.count()
 
     def one_step() -> None:
         i = next(step) % frames
         index = torch.tensor([i], device=device)
         batch = targets[index]
-        train_step(model, optimizer, index.float(), batch, autocast, encoder, targets)
+        train_step(model, optimizer, index.float(), batch, bf16, encoder, targets)
 
     return rate(one_step, seconds, device)
 
@@ -197,7 +197,13 @@ def measure(
     config = solve_config(model_id, args.height, args.width, args.frames, args.size)
     macs = macs_per_pixel(config)
     net_fps, batch = net_decode_fps(config, args.frames, args.seconds, device)
-    steps = train_steps(model_id, config, args.frames, args.seconds, device)
+    from nvcodec.device import bf16_autocast
+
+    steps = train_steps(model_id, config, args.frames, args.seconds, device, bf16=False)
+    bf16 = bf16_autocast(device)  # what nvc encode's default (--precision auto) trains with
+    steps_bf16 = (
+        train_steps(model_id, config, args.frames, args.seconds, device, True) if bf16 else None
+    )
     gflops = 2 * macs * args.height * args.width * net_fps / 1e9
     return {
         "model": model_id,
@@ -206,7 +212,8 @@ def measure(
         "batch": batch,
         "net_fps": net_fps,
         **e2e_decode(model_id, args.size, clip, work, args.seconds, device),
-        "train_steps_s": steps,
+        "train_steps_s": steps,  # fp32
+        "train_steps_bf16_s": steps_bf16,  # None where bf16 autocast is not used
         "train_fps": steps,  # batch size 1: one frame per step
         "gflops": gflops,
         "conv_bound_pct": 100 * gflops / bounds["conv_gflops"],
@@ -244,14 +251,16 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"Reproduce: `{meta['command']}`",
         "",
-        "| model | params | MACs/px | net decode fps | e2e decode fps | train steps/s "
-        "| GFLOP/s | % of conv bound |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | params | MACs/px | net decode fps | e2e decode fps | train steps/s fp32 "
+        "| bf16 | GFLOP/s | % of conv bound |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
+        bf16 = r.get("train_steps_bf16_s")
         lines.append(
             f"| {r['model']} | {r['parameters']:,} | {r['macs_per_pixel']:,.0f} "
             f"| {r['net_fps']:.1f} | {r['e2e_fps']:.1f} | {r['train_steps_s']:.2f} "
+            f"| {'–' if bf16 is None else f'{bf16:.2f}'} "
             f"| {r['gflops']:.1f} | {r['conv_bound_pct']:.0f} % |"
         )
     return "\n".join(lines) + "\n"

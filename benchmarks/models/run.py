@@ -45,6 +45,7 @@ def run_point(
         epochs=args.epochs,
         seed=args.seed,
         device=args.device,
+        precision=args.precision,
         batch_size=args.batch_size,
         overwrite=True,
     )
@@ -70,6 +71,7 @@ def run_point(
         "device": report.device,
         "config": config.to_dict(),
         "recipe": options.train_config().__dict__,
+        "training": _arithmetic(args),
         "per_frame_psnr_rgb": report.metrics.per_frame["psnr_rgb"],
     }
     try:
@@ -81,13 +83,29 @@ def run_point(
     return row
 
 
+def _arithmetic(args: argparse.Namespace) -> str:
+    """How this run trains: "bf16 autocast" or "fp32" (see ``nvc encode --precision``)."""
+    from nvcodec import EncodeOptions
+    from nvcodec.device import resolve_device
+    from nvcodec.training.loop import uses_autocast
+
+    config = EncodeOptions(precision=args.precision).train_config()
+    return "bf16 autocast" if uses_autocast(config, resolve_device(args.device)) else "fp32"
+
+
+def _tag(args: argparse.Namespace) -> str:
+    """File-name suffix of bf16 points and reports: they are never mixed with fp32 ones (every
+    point before bf16 training existed is fp32 and keeps its name)."""
+    return "-bf16" if _arithmetic(args) == "bf16 autocast" else ""
+
+
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         f"# Model comparison on `{meta['clip']}`",
         "",
         f"{meta['width']}×{meta['height']}, {meta['frames']} frames (scale 1/{meta['scale']}), "
         f"{meta['epochs']} epochs, seed {meta['seed']}, device {meta['device']}, "
-        f"torch {meta['torch']}, {meta['machine']}.",
+        f"torch {meta['torch']}, {meta['machine']}, training in {meta['training']}.",
         "Every PSNR is measured on frames decoded from the written `.nvc` file against the "
         "yuv420p reference; bpp is the file size. Each model trains with its own recipe "
         "(DS-NeRV: Adan lr 7e-3, codes 10×; NeRV: Adam lr 1e-3).",
@@ -113,6 +131,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     from nvcodec.models import parse_size
     from nvcodec.ranges import parse_frame_range
+    from nvcodec.training.loop import PRECISIONS
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.models", description=__doc__)
     p.add_argument("clip", type=Path)
@@ -128,6 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="training arithmetic (bf16 points are cached and reported apart from fp32 ones)",
+    )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/models"))
     p.add_argument("--force", action="store_true", help="recompute cached points")
     p.add_argument(
@@ -170,7 +195,8 @@ def _cached_or_run(
     """One point: from its JSON cache, or encoded now and cached (None: not cached and
     ``--report-only``)."""
     point = size if size is not None else f"bpp{bpp:g}"
-    cache = args.out / f"{args.clip.stem}-s{args.scale}-{model}-{point}-e{args.epochs}.json"
+    tag = _tag(args)
+    cache = args.out / f"{args.clip.stem}-s{args.scale}-{model}-{point}-e{args.epochs}{tag}.json"
     if cache.exists() and not args.force:
         print(f"cached {cache.name}", file=sys.stderr)
         return json.loads(cache.read_text())
@@ -205,15 +231,18 @@ def _write_report(
         "epochs": args.epochs,
         "seed": args.seed,
         "device": rows[0]["device"] if rows else args.device,
+        "training": _arithmetic(args),
         "torch": torch.__version__,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "command": "python -m benchmarks.models "
         + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    pattern = f"{args.clip.stem}-s{args.scale}-*-e{args.epochs}.json"
+    tag = _tag(args)
+    pattern = f"{args.clip.stem}-s{args.scale}-*-e{args.epochs}{tag}.json"
     rows = [json.loads(p.read_text()) for p in sorted(args.out.glob(pattern))]
     # one clip per folder: results.md; a folder shared by several clips: one report per clip
     clips = {q.name.split("-s")[0] for q in args.out.glob("*.json")}
-    report = args.out / ("results.md" if len(clips) <= 1 else f"results_{args.clip.stem}.md")
+    name = "results" if len(clips) <= 1 else f"results_{args.clip.stem}"
+    report = args.out / f"{name}{tag}.md"
     report.write_text(markdown(rows, meta))
     print(report.read_text())

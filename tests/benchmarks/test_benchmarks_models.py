@@ -28,6 +28,7 @@ META = {
     "torch": "x",
     "machine": "y",
     "command": "z",
+    "training": "bf16 autocast",
 }
 
 
@@ -36,6 +37,7 @@ def test_table_holds_budget_and_file_size_points() -> None:
     del old["decode_fps"]
     rows = [{**ROW, "budget": None, "target_bpp": 0.3, "model": "ds-nerv"}, old]
     table = markdown(rows, META).splitlines()
+    assert "training in bf16 autocast." in table[2]
     body = [line for line in table if line.startswith("| 0")]
     assert body[0].startswith("| 0.3 bpp | ds-nerv | 95,000 | 2,378 |")
     assert body[0].endswith("| 600 | 41 |")

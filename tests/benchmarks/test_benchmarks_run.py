@@ -114,3 +114,27 @@ def test_cached_point_is_found_after_a_neutral_recipe_field_was_added(tmp_path: 
         assert load_point(tmp_path / "nvc-x_size100_bbbbbbbbbb.json", key) is None
     # another point of the same codec is never taken
     assert load_point(tmp_path / "nvc-x_size200_bbbbbbbbbb.json", now) is None
+
+
+def test_fp32_points_cached_before_bf16_training_stay_found(tmp_path: Path) -> None:
+    from benchmarks.results import load_point
+
+    old = {"codec": "nvc-x", "settings": {"recipe": {"lr": 0.01, "amp": True}}}  # ran fp32
+    (tmp_path / "nvc-x_size100_aaaaaaaaaa.json").write_text(json.dumps(_record(old)))
+    fp32 = {"codec": "nvc-x", "settings": {"recipe": {"lr": 0.01, "amp": False}}}
+    assert load_point(tmp_path / "nvc-x_size100_bbbbbbbbbb.json", fp32) is not None
+    bf16 = {"codec": "nvc-x", "settings": {"recipe": {"lr": 0.01, "amp": True, "bf16": True}}}
+    assert load_point(tmp_path / "nvc-x_size100_bbbbbbbbbb.json", bf16) is None
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_nvc_points_key_the_training_arithmetic(monkeypatch: pytest.MonkeyPatch, amx: bool) -> None:
+    import torch
+
+    from benchmarks.nvc import NvcCodec
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    auto = NvcCodec("nerv", epochs=2, device="cpu").settings(50_000)["recipe"]
+    fp32 = NvcCodec("nerv", epochs=2, device="cpu", precision="fp32").settings(50_000)["recipe"]
+    assert auto.get("bf16", False) is amx
+    assert "bf16" not in fp32

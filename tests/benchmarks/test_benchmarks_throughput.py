@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from benchmarks.throughput import main
@@ -17,7 +18,10 @@ def _positive(value: object) -> bool:
     return number and math.isfinite(value) and value > 0  # type: ignore[arg-type]
 
 
-def test_quick_run_measures_every_model_and_writes_the_table(tmp_path: Path) -> None:
+def test_quick_run_measures_every_model_and_writes_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # bf16 steps too
     threads = torch.get_num_threads()
     try:
         main(["--quick", "--models", "nerv,ds-nerv", "--threads", "1", "--out", str(tmp_path)])
@@ -34,3 +38,4 @@ def test_quick_run_measures_every_model_and_writes_the_table(tmp_path: Path) -> 
     assert "| nerv | " in table
     assert "| ds-nerv | " in table
     assert "GFLOP/s" in table.splitlines()[2]
+    assert "train steps/s fp32 | bf16 |" in table

@@ -55,7 +55,13 @@ def fit(
     recipe_ = EncodeOptions(model=model_id).train_config()
     recipe_ = dataclasses.replace(recipe_, epochs=epochs, **recipe)
     begin = time.perf_counter()
-    result = train(model, ClipFrames(reference, info.colour, torch.device("cpu")), recipe_)
+    curve: list[float] = []
+    result = train(
+        model,
+        ClipFrames(reference, info.colour, torch.device("cpu")),
+        recipe_,
+        callback=lambda s: curve.append(round(s.psnr, 3)),
+    )
     return {
         "clip": path.rsplit("/", 1)[-1],
         "model": what,
@@ -64,10 +70,11 @@ def fit(
         "recipe": {"lr": recipe_.lr, "clip": recipe_.clip, "warmup": recipe_.warmup},
         "psnr_rgb": round(result.final_psnr, 2),
         "seconds": round(time.perf_counter() - begin, 1),
+        "curve": curve,  # training PSNR-RGB after each epoch
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("clips", nargs="+")
     parser.add_argument("--models", default="ds-nerv,hnerv,hinerv-flat")
@@ -78,14 +85,44 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="instead of the recipe's")
     parser.add_argument("--clip", type=float, default=None, help="gradient-norm clipping")
     parser.add_argument("--warmup", type=float, default=None, help="warm-up share of the epochs")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--curves", default=None, help="PNG: every run's training PSNR per epoch (and .json)"
+    )
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     given = (("lr", args.lr), ("clip", args.clip), ("warmup", args.warmup))
     recipe = {k: v for k, v in given if v is not None}
+    rows = []
     for clip in args.clips:
         for what in args.models.split(","):
             row = fit(clip, what, parse_size(args.size), args.epochs, args.frames, **recipe)
-            print(json.dumps(row))
+            print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
+            rows.append(row)
+    if args.curves:
+        plot_curves(rows, args.curves)
+
+
+def plot_curves(rows: list[dict[str, object]], path: str) -> None:
+    """Training PSNR per epoch, one line per (clip, model), to ``path`` (PNG) and its JSON."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        curve = row["curve"]
+        assert isinstance(curve, list)
+        ax.plot(range(1, len(curve) + 1), curve, label=f"{row['model']} ({row['clip']})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training PSNR-RGB (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    with open(f"{path.rsplit('.', 1)[0]}.json", "w") as f:
+        json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import json
 import time
+from typing import Any
 
 import torch
 
@@ -43,10 +44,10 @@ def _config(what: str, height: int, width: int, frames: int, budget: int) -> Mod
 
 
 def fit(
-    path: str, what: str, budget: int, epochs: int, frames: int | None, **recipe: float
+    path: str, what: str, budget: int, epochs: int, frames: int | None, **recipe: Any
 ) -> dict[str, object]:
     """One model's float fit: parameters, final training PSNR-RGB, seconds. ``recipe``
-    overrides fields of the model's training recipe (``lr``, ``clip``, ``warmup``)."""
+    overrides fields of the model's training recipe (``lr``, ``clip``, ``warmup``, ``amp``)."""
     reference, info = read_video(path, (0, frames) if frames else None)
     config = _config(what, info.height, info.width, reference.count, budget)
     torch.manual_seed(0)
@@ -67,7 +68,12 @@ def fit(
         "model": what,
         "parameters": count_parameters(config),
         "channels": list(getattr(config, "channels", ())),
-        "recipe": {"lr": recipe_.lr, "clip": recipe_.clip, "warmup": recipe_.warmup},
+        "recipe": {
+            "lr": recipe_.lr,
+            "clip": recipe_.clip,
+            "warmup": recipe_.warmup,
+            "amp": recipe_.amp,
+        },
         "psnr_rgb": round(result.final_psnr, 2),
         "seconds": round(time.perf_counter() - begin, 1),
         "curve": curve,  # training PSNR-RGB after each epoch
@@ -86,12 +92,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip", type=float, default=None, help="gradient-norm clipping")
     parser.add_argument("--warmup", type=float, default=None, help="warm-up share of the epochs")
     parser.add_argument(
+        "--precision", choices=("auto", "fp32"), default="auto", help="as nvc encode --precision"
+    )
+    parser.add_argument(
         "--curves", default=None, help="PNG: every run's training PSNR per epoch (and .json)"
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     given = (("lr", args.lr), ("clip", args.clip), ("warmup", args.warmup))
-    recipe = {k: v for k, v in given if v is not None}
+    recipe: dict[str, Any] = {k: v for k, v in given if v is not None}
+    recipe["amp"] = args.precision == "auto"
     rows = []
     for clip in args.clips:
         for what in args.models.split(","):

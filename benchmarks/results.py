@@ -86,9 +86,10 @@ def point_stem(codec: Codec, point: float, key: dict[str, Any]) -> str:
 LATER_RECIPE_FIELDS: dict[str, Any] = {"patch": 0, "clip": 0.0, "bf16": False}
 """Training-recipe fields added after points were cached, with the value that means "off": a
 key without such a field and one with it at this value describe the same encode."""
-UNUSED_RECIPE_FIELDS = ("amp",)
-"""Recipe fields that do not decide a point: ``amp`` only asks for bf16 autocast; whether it ran
-is ``bf16`` (every point cached before it was fp32: no GPU had run, CPUs ignored ``amp``)."""
+UNUSED_RECIPE_FIELDS = ("amp", "cpu_bf16")
+"""Recipe fields that do not decide a point: ``amp`` and ``cpu_bf16`` only say when to autocast;
+whether it ran is ``bf16`` (every point cached before it was fp32: no GPU had run, CPUs ignored
+``amp``)."""
 
 
 def _normal(key: Any) -> Any:

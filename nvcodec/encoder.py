@@ -322,6 +322,7 @@ class EncodeOptions:
             else 0.0,
             seed=self.seed,
             amp=self.precision == "auto",
+            cpu_bf16=recipe.get("cpu_bf16", True),
             clip=recipe.get("clip", 0.0),
         )
 

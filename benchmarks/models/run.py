@@ -71,7 +71,7 @@ def run_point(
         "device": report.device,
         "config": config.to_dict(),
         "recipe": options.train_config().__dict__,
-        "training": _arithmetic(args),
+        "training": _arithmetic(args, model),
         "per_frame_psnr_rgb": report.metrics.per_frame["psnr_rgb"],
     }
     try:
@@ -83,20 +83,24 @@ def run_point(
     return row
 
 
-def _arithmetic(args: argparse.Namespace) -> str:
-    """How this run trains: "bf16 autocast" or "fp32" (see ``nvc encode --precision``)."""
+BF16 = "bf16 autocast"
+
+
+def _arithmetic(args: argparse.Namespace, model: str) -> str:
+    """How this run trains ``model``: "bf16 autocast" or "fp32" (``nvc encode --precision``;
+    the device and the model's recipe decide)."""
     from nvcodec import EncodeOptions
     from nvcodec.device import resolve_device
     from nvcodec.training.loop import uses_autocast
 
-    config = EncodeOptions(precision=args.precision).train_config()
-    return "bf16 autocast" if uses_autocast(config, resolve_device(args.device)) else "fp32"
+    config = EncodeOptions(model=model, precision=args.precision).train_config()
+    return BF16 if uses_autocast(config, resolve_device(args.device)) else "fp32"
 
 
-def _tag(args: argparse.Namespace) -> str:
-    """File-name suffix of bf16 points and reports: they are never mixed with fp32 ones (every
-    point before bf16 training existed is fp32 and keeps its name)."""
-    return "-bf16" if _arithmetic(args) == "bf16 autocast" else ""
+def _tag(args: argparse.Namespace, model: str) -> str:
+    """File-name suffix of bf16 points: they are never mixed with fp32 ones (every point made
+    before bf16 training existed is fp32 and keeps its name)."""
+    return "-bf16" if _arithmetic(args, model) == BF16 else ""
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -195,7 +199,7 @@ def _cached_or_run(
     """One point: from its JSON cache, or encoded now and cached (None: not cached and
     ``--report-only``)."""
     point = size if size is not None else f"bpp{bpp:g}"
-    tag = _tag(args)
+    tag = _tag(args, model)
     cache = args.out / f"{args.clip.stem}-s{args.scale}-{model}-{point}-e{args.epochs}{tag}.json"
     if cache.exists() and not args.force:
         print(f"cached {cache.name}", file=sys.stderr)
@@ -231,18 +235,21 @@ def _write_report(
         "epochs": args.epochs,
         "seed": args.seed,
         "device": rows[0]["device"] if rows else args.device,
-        "training": _arithmetic(args),
         "torch": torch.__version__,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "command": "python -m benchmarks.models "
         + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    tag = _tag(args)
-    pattern = f"{args.clip.stem}-s{args.scale}-*-e{args.epochs}{tag}.json"
-    rows = [json.loads(p.read_text()) for p in sorted(args.out.glob(pattern))]
+    stem = f"{args.clip.stem}-s{args.scale}-*-e{args.epochs}"
+    files = sorted([*args.out.glob(f"{stem}.json"), *args.out.glob(f"{stem}-bf16.json")])
+    rows = [json.loads(p.read_text()) for p in files]
+    # each model's points in the arithmetic this run trains it in (rows before bf16: fp32)
+    rows = [r for r in rows if r.get("training", "fp32") == _arithmetic(args, r["model"])]
+    bf16 = sorted({r["model"] for r in rows if r.get("training") == BF16})
+    meta["training"] = f"{BF16} ({', '.join(bf16)}), other models fp32" if bf16 else "fp32"
     # one clip per folder: results.md; a folder shared by several clips: one report per clip
     clips = {q.name.split("-s")[0] for q in args.out.glob("*.json")}
     name = "results" if len(clips) <= 1 else f"results_{args.clip.stem}"
-    report = args.out / f"{name}{tag}.md"
+    report = args.out / f"{name}{'-bf16' if bf16 else ''}.md"
     report.write_text(markdown(rows, meta))
     print(report.read_text())

@@ -236,9 +236,12 @@ class DNeRV(HNeRV):
             "weight_decay": 0.0,
             "warmup": 0.1,
             "clip": 0.1,
+            "cpu_bf16": False,
         }
     )
-    """HNeRV's optimiser with the reference's gradient clipping (measured: module docstring)."""
+    """HNeRV's optimiser with the reference's gradient clipping (measured: module docstring).
+    fp32 on CPUs even with AMX: bf16 training steps ran at 0.89–1.22× fp32's from 160×80 to
+    640×320 (``benchmarks/results/precision``), not worth the rounding."""
 
     config: DNeRVConfig
 

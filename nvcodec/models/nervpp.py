@@ -254,9 +254,18 @@ class NeRVPP(nn.Module):
     """Continuous in time: frames between stored ones can be rendered (``--fps``)."""
 
     TRAINING_DEFAULTS: ClassVar[Mapping[str, Any]] = MappingProxyType(
-        {"optimizer": "adam", "lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.0, "warmup": 0.2}
+        {
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "betas": (0.9, 0.999),
+            "weight_decay": 0.0,
+            "warmup": 0.2,
+            "cpu_bf16": False,
+        }
     )
-    """NeRV's recipe (Adam, cosine decay, 20% warm-up): the summary names no other optimiser."""
+    """NeRV's recipe (Adam, cosine decay, 20% warm-up): the summary names no other optimiser.
+    fp32 on CPUs even with AMX: its depthwise, gated and bilinear paths gain nothing from bf16
+    (training steps 0.73–1.07× fp32's from 160×80 to 640×320, ``benchmarks/results/precision``)."""
 
     def __init__(self, config: NeRVPPConfig) -> None:
         super().__init__()

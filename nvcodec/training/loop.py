@@ -85,7 +85,8 @@ class TrainConfig:
     betas: tuple[float, ...] = (0.9, 0.999)  # two for Adam, three for Adan
     weight_decay: float = 0.0
     seed: int = 0
-    amp: bool = True  # bf16 autocast where it is fast: see nvcodec.device.bf16_autocast
+    amp: bool = True  # bf16 autocast where it is fast: see uses_autocast
+    cpu_bf16: bool = True  # the model gains from bf16 on CPUs (its recipe says; see uses_autocast)
     patch: int = 0  # train on patches of about this many pixels per side (0: whole frames)
     clip: float = 0.0  # largest gradient norm of the model's (and encoder's) parameters; 0: off
 
@@ -230,8 +231,12 @@ PRECISIONS = ("auto", "fp32")
 
 def uses_autocast(config: TrainConfig, device: torch.device) -> bool:
     """Whether training with ``config`` on ``device`` runs under bf16 autocast: ``amp`` asks for
-    it and the device has fast bf16 (CUDA, or a CPU with AMX; :func:`nvcodec.device.bf16_autocast`).
-    Weights, optimiser state and the loss stay fp32."""
+    it, the device has fast bf16 (CUDA, or a CPU with AMX; :func:`nvcodec.device.bf16_autocast`)
+    and, on a CPU, the model's recipe does not say that it gains nothing there (``cpu_bf16``:
+    NeRV++ and DNeRV, whose non-convolution paths dominate). Weights, optimiser state and the
+    loss stay fp32."""
+    if device.type == "cpu" and not config.cpu_bf16:
+        return False
     return config.amp and bf16_autocast(device)
 
 

@@ -326,6 +326,9 @@ def test_bf16_autocast_where_the_device_runs_it_fast(
     assert bf16_autocast(torch.device("meta")) is False
     assert uses_autocast(TrainConfig(amp=True), cpu) is amx
     assert uses_autocast(TrainConfig(amp=False), cpu) is False
+    # a model whose recipe says it gains nothing from bf16 on CPUs, still autocast on CUDA
+    assert uses_autocast(TrainConfig(cpu_bf16=False), cpu) is False
+    assert uses_autocast(TrainConfig(cpu_bf16=False), torch.device("cuda")) is True
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # a torch without the probe
     assert bf16_autocast(cpu) is False
 
@@ -359,3 +362,11 @@ def test_bf16_training_is_deterministic(monkeypatch: pytest.MonkeyPatch) -> None
     fp32 = states[2]
     assert all(torch.equal(states[0][k], states[1][k]) for k in fp32)
     assert any(not torch.equal(states[0][k], fp32[k]) for k in fp32)  # bf16 did run
+
+
+def test_recipes_keep_nerv_pp_and_dnerv_in_fp32_on_cpus() -> None:
+    from nvcodec.encoder import EncodeOptions
+    from nvcodec.models import model_ids
+
+    fp32_on_cpu = {m for m in model_ids() if not EncodeOptions(model=m).train_config().cpu_bf16}
+    assert fp32_on_cpu == {"nerv++", "dnerv"}

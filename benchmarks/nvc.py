@@ -35,6 +35,7 @@ from nvcodec.training.loop import uses_autocast
 __all__ = ["NvcCodec", "nvc_codec"]
 
 PREFIX = "nvc-"
+BF16_TAG = "-bf16"  # in the labels of curves trained under bf16 autocast: nvc-ds-nerv-bf16-rd
 
 
 class NvcCodec(Codec):
@@ -61,7 +62,10 @@ class NvcCodec(Codec):
         self.model, self.epochs, self.batch_size = model, epochs, batch_size
         self.lr, self.bits, self.lam, self.seed, self.device = lr, bits, lam, seed, device
         self.precision = precision
-        self.label = f"{PREFIX}{model}" + (RD_SUFFIX if lam is not None else "")
+        # bf16-trained curves are other curves: never one line (or one summary) with fp32 points
+        bf16 = uses_autocast(self.options(None, 1e5).train_config(), _device(device))
+        self.label = f"{PREFIX}{model}" + (BF16_TAG if bf16 else "")
+        self.label += RD_SUFFIX if lam is not None else ""
 
     def options(self, source: Source | None, point: float) -> EncodeOptions:
         return EncodeOptions(
@@ -213,6 +217,14 @@ def _recipe(opts: EncodeOptions) -> dict[str, Any]:
     recipe = json.loads(json.dumps(dataclasses.asdict(config)))
     if recipe.get("patch") == 0:
         del recipe["patch"]
-    if uses_autocast(config, resolve_device(opts.device)):
+    if uses_autocast(config, _device(opts.device)):
         recipe["bf16"] = True
     return recipe
+
+
+def _device(name: str) -> torch.device:
+    """The device a point trains on, without requiring it here: ``--report-only`` of CUDA
+    points works on a CPU-only machine (``auto`` resolves to this machine's device)."""
+    if name == "auto" or not name.startswith("cuda"):
+        return resolve_device(name)  # cpu, or a clear error for a name that is no device
+    return torch.device(name)

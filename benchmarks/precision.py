@@ -10,6 +10,14 @@ Quality and rate come from the written files (the encoder decodes them), times f
 encoder's report. One JSON line per encode goes to ``OUT/precision.jsonl`` (appended, so runs
 on several clips build one table) and the table to ``OUT/results.md``. Run it on an idle
 machine, one process at a time: the times are the point.
+
+    python -m benchmarks.precision --steps 160x80,320x160,640x320 --models ds-nerv,nerv++ \
+        --size 0.1M --out benchmarks/results/precision
+
+measures training steps/s instead (``benchmarks.throughput.train_steps``: the real step, the
+model's recipe, batch 1, random frames), fp32 and bf16 autocast alternating twice, for every
+model and frame size, into ``OUT/steps.json`` and ``OUT/steps.md``: the data behind each
+recipe's ``cpu_bf16``.
 """
 
 from __future__ import annotations
@@ -95,9 +103,45 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def step_rates(sizes: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Training steps/s in fp32 and in bf16 per (frame size, model), alternating, twice."""
+    from benchmarks.throughput import train_steps
+    from nvcodec.models import solve_config
+
+    rows = []
+    device = torch.device(args.device)
+    for size in sizes.split(","):
+        width, height = (int(v) for v in size.split("x"))
+        for model in args.models.split(","):
+            config = solve_config(model, height, width, 16, args.size)
+            rates: dict[bool, list[float]] = {False: [], True: []}
+            for bf16 in (False, True, False, True):
+                rates[bf16].append(train_steps(model, config, 16, args.seconds, device, bf16))
+            row = {"width": width, "height": height, "model": model, "size": args.size,
+                   "fp32": rates[False], "bf16": rates[True],
+                   "gain": sum(rates[True]) / sum(rates[False])}  # fmt: skip
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def steps_markdown(rows: list[dict[str, Any]]) -> str:
+    """Models down, frame sizes across: bf16 steps/s ÷ fp32 steps/s."""
+    sizes = list(dict.fromkeys(f"{r['width']}×{r['height']}" for r in rows))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    gain = {(r["model"], f"{r['width']}×{r['height']}"): r["gain"] for r in rows}
+    lines = ["| model | " + " | ".join(sizes) + " |", "| --- |" + " ---: |" * len(sizes)]
+    for m in models:
+        cells = [f"{gain[m, s]:.2f}×" if (m, s) in gain else "–" for s in sizes]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("clips", nargs="+")
+    p.add_argument("clips", nargs="*")
+    p.add_argument("--steps", default=None, help="WxH,...: training steps/s instead of encodes")
+    p.add_argument("--seconds", type=float, default=2.0, help="--steps: least time per figure")
     p.add_argument("--models", default="ds-nerv,hnerv")
     p.add_argument("--size", type=parse_size, default=parse_size("50k"))
     p.add_argument("--epochs", type=int, default=80)
@@ -108,6 +152,14 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.steps:
+        rows = step_rates(args.steps, args)
+        (args.out / "steps.json").write_text(json.dumps(rows, indent=1))
+        (args.out / "steps.md").write_text(steps_markdown(rows))
+        print(steps_markdown(rows))
+        return
+    if not args.clips:
+        p.error("give clips to encode, or --steps")
     log = args.out / "precision.jsonl"
     with tempfile.TemporaryDirectory() as tmp:
         for clip in args.clips:

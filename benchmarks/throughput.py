@@ -197,10 +197,12 @@ def measure(
     config = solve_config(model_id, args.height, args.width, args.frames, args.size)
     macs = macs_per_pixel(config)
     net_fps, batch = net_decode_fps(config, args.frames, args.seconds, device)
-    from nvcodec.device import bf16_autocast
+    from nvcodec import EncodeOptions
+    from nvcodec.training.loop import uses_autocast
 
     steps = train_steps(model_id, config, args.frames, args.seconds, device, bf16=False)
-    bf16 = bf16_autocast(device)  # what nvc encode's default (--precision auto) trains with
+    # what nvc encode's default (--precision auto) trains this model with on this device
+    bf16 = uses_autocast(EncodeOptions(model=model_id).train_config(), device)
     steps_bf16 = (
         train_steps(model_id, config, args.frames, args.seconds, device, True) if bf16 else None
     )

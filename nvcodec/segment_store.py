@@ -24,11 +24,13 @@ import torch
 
 from bitstream import NvcError, unpack
 from nvcodec import __version__
+from nvcodec.device import resolve_device
 from nvcodec.encoder import prepare_checkpoint_folder
 from nvcodec.errors import ConfigError
 from nvcodec.io import QualityMetrics
 from nvcodec.segment_jobs import SegmentJob, SegmentResult
 from nvcodec.training.checkpoint import NoCheckpointError
+from nvcodec.training.loop import uses_autocast
 
 __all__ = ["SegmentStore"]
 
@@ -115,6 +117,7 @@ class SegmentStore:
 
 
 def _fingerprint(job: SegmentJob, digest: str) -> dict[str, Any]:
+    device = resolve_device(job.options.device)
     options = {
         f.name: list(v) if isinstance(v := getattr(job.options, f.name), tuple) else v
         for f in dataclasses.fields(job.options)
@@ -124,6 +127,8 @@ def _fingerprint(job: SegmentJob, digest: str) -> dict[str, Any]:
         "span": [job.start, job.stop],
         "options": options,
         "threads": job.threads,
+        # this machine's arithmetic: a store moved to a machine with(out) AMX is not reused
+        "bf16_autocast": uses_autocast(job.options.train_config(), device),
         "versions": {"nvcodec": __version__, "torch": torch.__version__},
     }
 

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> dict:
     rgb = yuv420_to_rgb(reference.y, reference.u, reference.v, info.colour)
     frames = torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2)))
     ctx = {"info": info, "reference": reference, "pixels": info.width * info.height * args.frames}
-    base = EncodeOptions(epochs=args.epochs).train_config()
+    base = EncodeOptions(epochs=args.epochs, precision=args.precision).train_config()
     ft, qe = math.ceil(0.15 * args.epochs), math.ceil(0.10 * args.epochs)
     ablation: list[Row] = []
     plain: list[Row] = []
@@ -385,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bits", type=int, default=5)
     ap.add_argument("--extra-bits", type=int, nargs="*", default=[4])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--precision",
+        choices=("auto", "fp32"),
+        default="auto",
+        help="training arithmetic, as nvc encode's (results.md before it existed: fp32)",
+    )
     ap.add_argument("--out", type=Path, default=HERE)
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (not the evidence)")
     args = ap.parse_args(argv)

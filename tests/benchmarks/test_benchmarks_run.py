@@ -48,7 +48,7 @@ def test_quick_run_writes_points_report_plot_and_uses_the_cache(tmp_path: Path) 
         assert math.isfinite(record["psnr_y"])
         assert record["versions"]["pyav"]
         assert record["settings"]
-        if record["codec"] == "nvc-nerv":
+        if record["codec"] in ("nvc-nerv", "nvc-nerv-bf16"):  # -bf16: trained under autocast
             assert stream.suffix == ".nvc"
             assert record["settings"]["epochs"] == 1
             assert record["notes"]["encoder_report_matches"] is True
@@ -138,3 +138,7 @@ def test_nvc_points_key_the_training_arithmetic(monkeypatch: pytest.MonkeyPatch,
     fp32 = NvcCodec("nerv", epochs=2, device="cpu", precision="fp32").settings(50_000)["recipe"]
     assert auto.get("bf16", False) is amx
     assert "bf16" not in fp32
+    # bf16 curves are other curves: their own label, before the RD suffix
+    label = NvcCodec("nerv", epochs=2, device="cpu", lam="auto").label
+    assert label == ("nvc-nerv-bf16-rd" if amx else "nvc-nerv-rd")
+    assert NvcCodec("nerv", device="cpu", lam="auto", precision="fp32").label == "nvc-nerv-rd"

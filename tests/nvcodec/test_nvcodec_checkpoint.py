@@ -413,6 +413,16 @@ def test_encode_resume_errors(tmp_path: Path) -> None:
     changed = dataclasses.replace(first, resume=True, seed=5)
     with pytest.raises(CheckpointMismatchError, match=r"options\.seed: 4 in the checkpoint, 5"):
         encode(CHAPLIN, tmp_path / "a.nvc", changed)
+    # The same options on a machine that trains in the other arithmetic (AMX or not).
+    import torch
+
+    amx = torch.cpu._is_amx_tile_supported
+    try:
+        torch.cpu._is_amx_tile_supported = lambda: not amx()
+        with pytest.raises(CheckpointMismatchError, match=r"bf16_autocast: "):
+            encode(CHAPLIN, tmp_path / "a.nvc", dataclasses.replace(first, resume=True))
+    finally:
+        torch.cpu._is_amx_tile_supported = amx
     # A fresh encode into a folder holding a checkpoint must not silently discard it.
     with pytest.raises(ConfigError, match="--resume"):
         encode(CHAPLIN, tmp_path / "a.nvc", first)

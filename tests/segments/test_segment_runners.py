@@ -132,6 +132,30 @@ def test_changed_options_do_not_reuse_stored_segments(tmp_path: Path) -> None:
     assert other.load(jobs[0]) is None
 
 
+def test_segments_trained_in_another_arithmetic_are_not_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from nvcodec.segment_store import SegmentStore
+
+    folder = tmp_path / "ckpt"
+    jobs = _jobs()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    store = SegmentStore.open(tiny_options(checkpoint_dir=str(folder)), jobs, ["a", "b", "c"])
+    assert store is not None
+    store.save(jobs[0], run_local(jobs[:1], lambda r: None)[0])
+    resume = tiny_options(checkpoint_dir=str(folder), resume=True)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # moved to AMX
+    amx = SegmentStore.open(resume, jobs, ["a", "b", "c"])
+    assert amx is not None
+    assert amx.load(jobs[0]) is None
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    back = SegmentStore.open(resume, jobs, ["a", "b", "c"])
+    assert back is not None
+    assert back.load(jobs[0]) is not None
+
+
 def test_execution_options_checked() -> None:
     for bad in (Execution(jobs=0), Execution(threads=-1), Execution(jobs=2, ray="auto")):
         with pytest.raises(ConfigError):

@@ -33,6 +33,7 @@ from nvcodec.models import (
 )
 from nvcodec.models.hinerv import sized_hinerv
 from nvcodec.training import train
+from nvcodec.training.loop import uses_autocast
 
 
 def _config(what: str, height: int, width: int, frames: int, budget: int) -> ModelConfig:
@@ -72,7 +73,7 @@ def fit(
             "lr": recipe_.lr,
             "clip": recipe_.clip,
             "warmup": recipe_.warmup,
-            "amp": recipe_.amp,
+            "bf16": uses_autocast(recipe_, torch.device("cpu")),  # what ran, not what was asked
         },
         "psnr_rgb": round(result.final_psnr, 2),
         "seconds": round(time.perf_counter() - begin, 1),

@@ -65,6 +65,7 @@ def run_point(
         "psnr_y": report.metrics.psnr_y,
         "ms_ssim": report.metrics.ms_ssim,
         "train_psnr_float": report.train_psnr,
+        "undone_epochs": report.undone_epochs,  # diverged epochs undone (training.rollback)
         "epochs": args.epochs,
         "train_s": report.seconds["train"],
         "decode_fps": info.frame_count / report.seconds["decode"],

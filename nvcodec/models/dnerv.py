@@ -240,8 +240,9 @@ class DNeRV(HNeRV):
         }
     )
     """HNeRV's optimiser with the reference's gradient clipping (measured: module docstring).
-    fp32 on CPUs even with AMX: bf16 training steps ran at 0.89–1.22× fp32's from 160×80 to
-    640×320 (``benchmarks/results/precision``), not worth the rounding."""
+    fp32 on CPUs even with AMX: bf16 training steps ran at 0.86× fp32's at 160×80 and 1.08–1.15×
+    from 320×160 to 640×320 (``benchmarks/results/precision``): bf16 only for models faster in it
+    at every size measured."""
 
     config: DNeRVConfig
 

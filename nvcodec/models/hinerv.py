@@ -295,6 +295,9 @@ def _layer_norm(x: torch.Tensor) -> torch.Tensor:
     HiNeRVConfig,
     hinerv_sizing,
     "HiNeRV: feature grids → bilinear up-sampling + ConvNeXt blocks + hierarchical encodings",
+    # bf16 training steps on AMX ran at 0.72–0.76× fp32's from 160×80 to 640×320 (its narrow
+    # late stages are norms and interpolation): fp32 on CPUs (benchmarks/results/precision)
+    recipe={"cpu_bf16": False},
 )
 class HiNeRV(nn.Module):
     """Frame position in, frame out; the video lives in the grids and the decoder."""

@@ -265,7 +265,7 @@ class NeRVPP(nn.Module):
     )
     """NeRV's recipe (Adam, cosine decay, 20% warm-up): the summary names no other optimiser.
     fp32 on CPUs even with AMX: its depthwise, gated and bilinear paths gain nothing from bf16
-    (training steps 0.73–1.07× fp32's from 160×80 to 640×320, ``benchmarks/results/precision``)."""
+    (training steps 0.79–0.91× fp32's from 160×80 to 640×320, ``benchmarks/results/precision``)."""
 
     def __init__(self, config: NeRVPPConfig) -> None:
         super().__init__()

@@ -8,7 +8,8 @@ together with its config class and a *sizing rule* (``(frame geometry, width) â†
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -42,6 +43,9 @@ class ModelSpec:
     check: ConfigCheck | None = None
     """For ids that share a config class: what makes a config this variant (a file's id and
     config must agree, or a ``ds-nerv-static`` file could decode as full DS-NeRV)."""
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+    """This id's changes to its module's ``TRAINING_DEFAULTS`` (ids sharing a module can differ,
+    e.g. ``hinerv`` trains in fp32 on CPUs and ``hinerv-flat`` in bf16)."""
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -53,13 +57,16 @@ def register_model(
     sizing: SizingRule,
     summary: str,
     check: ConfigCheck | None = None,
+    recipe: Mapping[str, Any] | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: ``@register_model("nerv", NeRVConfig, sizing, "...")``."""
 
     def wrap(module: type[nn.Module]) -> type[nn.Module]:
         if model_id in _REGISTRY:
             raise ValueError(f"model id {model_id!r} registered twice")
-        _REGISTRY[model_id] = ModelSpec(model_id, module, config, sizing, summary, check)
+        _REGISTRY[model_id] = ModelSpec(
+            model_id, module, config, sizing, summary, check, MappingProxyType(dict(recipe or {}))
+        )
         return module
 
     return wrap
@@ -85,8 +92,10 @@ def get_spec(model_id: str) -> ModelSpec:
 
 
 def training_defaults(model_id: str) -> dict[str, Any]:
-    """The model's own training recipe (optimizer, lr, betas, weight decay, warm-up)."""
-    return dict(getattr(get_spec(model_id).module, "TRAINING_DEFAULTS", {}))
+    """The model's own training recipe (optimizer, lr, betas, weight decay, warm-up, ...): its
+    module's ``TRAINING_DEFAULTS`` with the id's own changes."""
+    spec = get_spec(model_id)
+    return {**getattr(spec.module, "TRAINING_DEFAULTS", {}), **spec.recipe}
 
 
 def config_from_dict(model_id: str, data: Mapping[str, Any]) -> ModelConfig:

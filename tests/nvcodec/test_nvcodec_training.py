@@ -364,9 +364,9 @@ def test_bf16_training_is_deterministic(monkeypatch: pytest.MonkeyPatch) -> None
     assert any(not torch.equal(states[0][k], fp32[k]) for k in fp32)  # bf16 did run
 
 
-def test_recipes_keep_nerv_pp_and_dnerv_in_fp32_on_cpus() -> None:
+def test_recipes_keep_slow_bf16_models_in_fp32_on_cpus() -> None:
     from nvcodec.encoder import EncodeOptions
     from nvcodec.models import model_ids
 
     fp32_on_cpu = {m for m in model_ids() if not EncodeOptions(model=m).train_config().cpu_bf16}
-    assert fp32_on_cpu == {"nerv++", "dnerv"}
+    assert fp32_on_cpu == {"nerv++", "dnerv", "hinerv"}  # slower in bf16 at some measured size

@@ -264,4 +264,6 @@ def test_files_written_before_the_difference_decoder_still_decode_the_same() -> 
 def test_recipe_clips_gradients_as_the_reference_does() -> None:
     recipe = training_defaults("dnerv")
     assert recipe["clip"] == 0.1
-    assert {k: v for k, v in recipe.items() if k != "clip"} == training_defaults("hnerv")
+    assert recipe["cpu_bf16"] is False  # bf16 steps slower at 160×80 (benchmarks/results/precision)
+    own = ("clip", "cpu_bf16")
+    assert {k: v for k, v in recipe.items() if k not in own} == training_defaults("hnerv")

@@ -190,16 +190,15 @@ def measure(
     model_id: str, args: argparse.Namespace, clip: Path, work: Path, bounds: dict[str, float]
 ) -> dict[str, Any]:
     """One table row: complexity, the three throughputs and the share of the conv bound."""
+    from nvcodec import EncodeOptions
     from nvcodec.models import count_parameters, solve_config
     from nvcodec.models.complexity import macs_per_pixel
+    from nvcodec.training.loop import uses_autocast
 
     device = torch.device(args.device)
     config = solve_config(model_id, args.height, args.width, args.frames, args.size)
     macs = macs_per_pixel(config)
     net_fps, batch = net_decode_fps(config, args.frames, args.seconds, device)
-    from nvcodec import EncodeOptions
-    from nvcodec.training.loop import uses_autocast
-
     steps = train_steps(model_id, config, args.frames, args.seconds, device, bf16=False)
     # what nvc encode's default (--precision auto) trains this model with on this device
     bf16 = uses_autocast(EncodeOptions(model=model_id).train_config(), device)

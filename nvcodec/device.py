@@ -50,9 +50,10 @@ def resolve_device(name: str) -> torch.device:
 
 def bf16_autocast(device: torch.device) -> bool:
     """Whether training on ``device`` gains from bf16 autocast: on CUDA, and on CPUs with matrix
-    units for bf16 (Intel AMX), where oneDNN's bf16 convolutions run about twice as fast as fp32
-    ones (measured on this project's Xeon: a DS-NeRV training step 0.13 → 0.06 s). Elsewhere bf16
-    on the CPU is emulated and slower, so training stays fp32. Decoding never autocasts."""
+    units for bf16 (Intel AMX), where oneDNN runs bf16 convolutions on the AMX tiles (training
+    steps 1.25–2.5× as fast for the convolution-heavy models, ``benchmarks/results/precision``).
+    Elsewhere bf16 on the CPU is emulated and slower, so training stays fp32. Decoding never
+    autocasts."""
     if device.type == "cuda":
         return True
     if device.type != "cpu":

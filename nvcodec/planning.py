@@ -18,7 +18,13 @@ import torch
 from nvcodec.encoder import EncodeOptions, EncodePlan, plan_encode
 from nvcodec.models import build_model
 from nvcodec.pipeline import RDSettings
-from nvcodec.training.loop import make_optimizer, steps_per_epoch, train_epoch, uses_autocast
+from nvcodec.training.loop import (
+    arithmetic,
+    make_optimizer,
+    steps_per_epoch,
+    train_epoch,
+    uses_autocast,
+)
 
 __all__ = ["RD_EPOCH_COST", "PlanSummary", "describe", "phase_costs", "plan_line", "summarize"]
 
@@ -114,7 +120,7 @@ def summary_of(plan: EncodePlan) -> PlanSummary:
         height=info.height,
         frames=info.frame_count,
         device=str(plan.device),
-        arithmetic="bf16 autocast" if uses_autocast(plan.train_cfg, plan.device) else "fp32",
+        arithmetic=arithmetic(plan.train_cfg, plan.device),
         phases=_phases(plan.opts),
         steps_per_epoch=steps_per_epoch(model, info.frame_count, plan.train_cfg),
         seconds_per_step=seconds,

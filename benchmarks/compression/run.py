@@ -40,6 +40,7 @@ from nvcodec.io import compute_metrics, read_video, yuv420_to_rgb
 from nvcodec.models import build_model, solve_config
 from nvcodec.pipeline import compress_model, float_fine_tune, stored_tensors
 from nvcodec.training import train
+from nvcodec.training.loop import PRECISIONS
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -387,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument(
         "--precision",
-        choices=("auto", "fp32"),
+        choices=PRECISIONS,
         default="auto",
         help="training arithmetic, as nvc encode's (results.md before it existed: fp32)",
     )

@@ -84,24 +84,21 @@ def run_point(
     return row
 
 
-BF16 = "bf16 autocast"
-
-
 def _arithmetic(args: argparse.Namespace, model: str) -> str:
     """How this run trains ``model``: "bf16 autocast" or "fp32" (``nvc encode --precision``;
     the device and the model's recipe decide)."""
     from nvcodec import EncodeOptions
     from nvcodec.device import resolve_device
-    from nvcodec.training.loop import uses_autocast
+    from nvcodec.training.loop import arithmetic
 
     config = EncodeOptions(model=model, precision=args.precision).train_config()
-    return BF16 if uses_autocast(config, resolve_device(args.device)) else "fp32"
+    return arithmetic(config, resolve_device(args.device))
 
 
 def _tag(args: argparse.Namespace, model: str) -> str:
     """File-name suffix of bf16 points: they are never mixed with fp32 ones (every point made
     before bf16 training existed is fp32 and keeps its name)."""
-    return "-bf16" if _arithmetic(args, model) == BF16 else ""
+    return "-bf16" if _arithmetic(args, model) != "fp32" else ""
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -246,8 +243,8 @@ def _write_report(
     rows = [json.loads(p.read_text()) for p in files]
     # each model's points in the arithmetic this run trains it in (rows before bf16: fp32)
     rows = [r for r in rows if r.get("training", "fp32") == _arithmetic(args, r["model"])]
-    bf16 = sorted({r["model"] for r in rows if r.get("training") == BF16})
-    meta["training"] = f"{BF16} ({', '.join(bf16)}), other models fp32" if bf16 else "fp32"
+    bf16 = sorted({r["model"] for r in rows if r.get("training", "fp32") != "fp32"})
+    meta["training"] = f"bf16 autocast ({', '.join(bf16)}), other models fp32" if bf16 else "fp32"
     # one clip per folder: results.md; a folder shared by several clips: one report per clip
     clips = {q.name.split("-s")[0] for q in args.out.glob("*.json")}
     name = "results" if len(clips) <= 1 else f"results_{args.clip.stem}"

@@ -60,11 +60,13 @@ from nvcodec.training.rollback import Rollback
 from nvcodec.training.schedule import cosine_with_warmup
 
 __all__ = [
+    "BF16_AUTOCAST",
     "OPTIMIZERS",
     "PRECISIONS",
     "EpochStats",
     "TrainConfig",
     "TrainResult",
+    "arithmetic",
     "steps_per_epoch",
     "train",
     "train_epoch",
@@ -229,15 +231,23 @@ PRECISIONS = ("auto", "fp32")
 (:func:`uses_autocast`), ``fp32`` never does. Decoding is fp32 either way."""
 
 
+BF16_AUTOCAST = "bf16 autocast"
+"""How plans, reports and benchmark tables name training under bf16 autocast (else "fp32")."""
+
+
 def uses_autocast(config: TrainConfig, device: torch.device) -> bool:
     """Whether training with ``config`` on ``device`` runs under bf16 autocast: ``amp`` asks for
     it, the device has fast bf16 (CUDA, or a CPU with AMX; :func:`nvcodec.device.bf16_autocast`)
-    and, on a CPU, the model's recipe does not say that it gains nothing there (``cpu_bf16``:
-    NeRV++ and DNeRV, whose non-convolution paths dominate). Weights, optimiser state and the
-    loss stay fp32."""
+    and, on a CPU, the model's recipe does not say that bf16 is slower for it there
+    (``cpu_bf16``: NeRV++, DNeRV and hinerv). Weights, optimiser state and the loss stay fp32."""
     if device.type == "cpu" and not config.cpu_bf16:
         return False
     return config.amp and bf16_autocast(device)
+
+
+def arithmetic(config: TrainConfig, device: torch.device) -> str:
+    """:data:`BF16_AUTOCAST` or ``"fp32"``: what training with ``config`` on ``device`` runs."""
+    return BF16_AUTOCAST if uses_autocast(config, device) else "fp32"
 
 
 def make_optimizer(

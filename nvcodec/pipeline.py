@@ -472,8 +472,10 @@ def rd_compress(
     integers ─► [rate fit] ─► entropy-code exactly those integers with their learned steps.
 
     With a target (``rd.target_bytes``) λ follows dual ascent, and the steps are fitted to the
-    target on real coded sizes before the straight-through phase (which then trains through the
-    fitted integers) and once more after it (a factor near 1, recorded in the outcome).
+    target on real coded sizes before the straight-through phase. That phase then trains the
+    weights through the fitted steps, which stay fixed, with dual ascent holding the rate they
+    cost (:meth:`RateTerm.hold`). A last fit after it is needed only if the size left
+    the window; its factor is recorded in the outcome.
 
     The RD phases are not checkpointed: an interrupted encode resumes from the end of training
     (or of the pruned fine-tune) and repeats them, deterministically."""
@@ -491,6 +493,11 @@ def rd_compress(
     for phase, mode, epochs in (("rd", rdq.NOISE, noise), ("rd-ste", rdq.STE, rd.ste_epochs)):
         if mode == rdq.STE and rd.target_bytes is not None:
             _fit_steps(model, names, rd.target_bytes)
+            # The fit put the real size on target: keep its steps, and let dual ascent hold
+            # the rate through the weights (see RateTerm.hold and rdq.freeze_steps).
+            rdq.freeze_steps(model)
+            rdq.set_mode(model, mode)
+            term.hold()
         if epochs > 0:
             rdq.set_mode(model, mode)
             group = {"params": rdq.quantiser_parameters(model), "lr": rd.lr, "weight_decay": 0.0}

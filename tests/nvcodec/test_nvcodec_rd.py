@@ -84,6 +84,53 @@ def test_rate_term_is_stationary_only_without_a_target() -> None:
     assert float(moving.lam) != before
 
 
+def test_the_first_rate_after_attaching_is_of_the_rounded_integers() -> None:
+    """Registering a parametrization runs its forward pass once (in noise mode); that sample
+    must not be what the first rate measurement (the auto λ's) consumes."""
+    model = _tiny()
+    rdq.attach(model, bits=6)
+    model.eval()
+    term = rdq.RateTerm(model, pixels=1000, lam=1.0)
+    with torch.no_grad():
+        first, second = float(term.bits()), float(term.bits())
+    assert first == second
+
+
+def test_hold_aims_dual_ascent_at_the_rate_of_the_current_integers() -> None:
+    """Rate control fits the steps on real coded sizes before the straight-through phase; dual
+    ascent must then hold that rate, not walk back to the proxy's own target."""
+    model = _tiny()
+    rdq.attach(model, bits=6)
+    rdq.set_mode(model, rdq.STE)
+    term = rdq.RateTerm(model, pixels=1000, lam=0.5, target_bits=10.0)
+    held = term.hold()
+    with torch.no_grad():
+        assert held == pytest.approx(float(term.bits()))
+    assert held > 10.0 * 100  # far from the original target: it was replaced
+    term()
+    assert float(term.lam) == pytest.approx(0.5)  # on target: λ does not move
+
+
+def test_frozen_steps_stay_where_rate_control_put_them() -> None:
+    """After the fit on real sizes, the straight-through phase trains weights, not steps."""
+    model = _tiny()
+    rdq.attach(model, bits=6)
+    rdq.set_mode(model, rdq.STE)
+    rdq.freeze_steps(model)
+    steps = [site.quant.log_step.detach().clone() for site in rdq.sites(model)]
+    learning = {id(p) for p in rdq.quantiser_parameters(model)}
+    assert learning  # the rate models still learn
+    assert not learning & {id(site.quant.log_step) for site in rdq.sites(model)}
+    term = rdq.RateTerm(model, pixels=1000, lam=10.0)
+    opt = torch.optim.Adam([*model.parameters()], lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        (model(torch.rand(1, 3, 8, 8)).square().mean() + term()).backward()
+        opt.step()
+    after = [site.quant.log_step for site in rdq.sites(model)]
+    assert all(torch.equal(a, b) for a, b in zip(steps, after, strict=True))
+
+
 def test_the_file_stores_exactly_the_values_the_model_trained_through() -> None:
     model = _tiny()
     names = _names(model)

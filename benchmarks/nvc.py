@@ -210,13 +210,16 @@ def nvc_codec(name: str, *, lam: float | str | None = None, **kwargs: Any) -> Nv
 def _recipe(opts: EncodeOptions) -> dict[str, Any]:
     """The training recipe in JSON-normal form (tuples → lists, so cached keys compare equal
     after a reload). Fields added to the recipe later are left out at their neutral value, so
-    that points cached before them keep their keys (whole-frame training: no ``patch``).
+    that points cached before them keep their keys (whole-frame training: no ``patch``; the
+    usual fine-tune lr: no ``fine_tune``).
     ``bf16`` says whether training actually ran under bf16 autocast on this device (``amp`` only
     asks for it, and was a no-op on CPUs before AMX support)."""
     config = opts.train_config()
     recipe = json.loads(json.dumps(dataclasses.asdict(config)))
     if recipe.get("patch") == 0:
         del recipe["patch"]
+    if recipe.get("fine_tune") == 1.0:
+        del recipe["fine_tune"]
     if uses_autocast(config, _device(opts.device)):
         recipe["bf16"] = True
     return recipe

@@ -324,6 +324,7 @@ class EncodeOptions:
             amp=self.precision == "auto",
             cpu_bf16=recipe.get("cpu_bf16", True),
             clip=recipe.get("clip", 0.0),
+            fine_tune=recipe.get("fine_tune", 1.0),
         )
 
 
@@ -787,6 +788,7 @@ def _encoder_meta(opts: EncodeOptions, train_cfg: TrainConfig, frame_count: int)
         **({"patch": opts.patch} if opts.patch else {}),
         "optimizer": train_cfg.optimizer,
         "lr": train_cfg.lr,
+        **({"fine_tune_lr": train_cfg.fine_tune} if train_cfg.fine_tune != 1.0 else {}),
         "seed": opts.seed,
         "source_frames": [opts.frames[0] if opts.frames else 0, frame_count],
     }

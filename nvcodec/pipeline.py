@@ -181,7 +181,8 @@ def _fine_tune_config(
     base: TrainConfig, epochs: int, lr_scale: float = FINE_TUNE_LR
 ) -> TrainConfig:
     warmup = FINE_TUNE_WARMUP if lr_scale != 1.0 else base.warmup
-    return dataclasses.replace(base, epochs=epochs, lr=base.lr * lr_scale, warmup=warmup)
+    lr = base.lr * lr_scale * base.fine_tune
+    return dataclasses.replace(base, epochs=epochs, lr=lr, warmup=warmup)
 
 
 def _attach_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:

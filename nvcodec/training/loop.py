@@ -91,6 +91,9 @@ class TrainConfig:
     cpu_bf16: bool = True  # the model gains from bf16 on CPUs (its recipe says; see uses_autocast)
     patch: int = 0  # train on patches of about this many pixels per side (0: whole frames)
     clip: float = 0.0  # largest gradient norm of the model's (and encoder's) parameters; 0: off
+    # every fine-tune phase's lr fraction (prune, QAT, RD) times this: for a model trained at an
+    # lr far above the others', whose fine-tunes at the usual fractions would re-train it
+    fine_tune: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,18 @@ def test_frozen_steps_stay_where_rate_control_put_them() -> None:
     assert all(torch.equal(a, b) for a, b in zip(steps, after, strict=True))
 
 
+def test_fine_tunes_scale_with_the_recipes_factor() -> None:
+    from nvcodec.models import model_ids
+    from nvcodec.pipeline import FINE_TUNE_LR, _fine_tune_config
+    from nvcodec.training import TrainConfig
+
+    base = TrainConfig(lr=1e-2, fine_tune=0.2)
+    assert _fine_tune_config(base, 3).lr == pytest.approx(1e-2 * FINE_TUNE_LR * 0.2)
+    assert _fine_tune_config(base, 3, 0.5).lr == pytest.approx(1e-3)  # the RD noise phase
+    scaled = {m for m in model_ids() if EncodeOptions(model=m).train_config().fine_tune != 1.0}
+    assert scaled == {"hinerv", "hinerv-flat"}  # trained at lr 1e-2 (the others ≤ 7e-3)
+
+
 def test_the_file_stores_exactly_the_values_the_model_trained_through() -> None:
     model = _tiny()
     names = _names(model)

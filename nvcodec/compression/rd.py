@@ -333,11 +333,10 @@ class RateTerm:
         """Aim dual ascent at the rate the quantisers give now, and return it (bits).
 
         Why: the proxy (the learned Laplaces) over-counts what the file's entropy coder spends,
-        which picks the best of several models per tensor. Dual ascent on the proxy alone
-        would walk the real size below a target that rate control has just fitted on real
-        coded sizes, and the final fit would then re-round every straight-through-trained
-        integer to spend the bytes back (measured: −0.7 to −1.0 dB on hinerv-flat, Marathon
-        160×80×48 at 0.3M)."""
+        which picks the best of several models per tensor. Aimed at the target itself, dual
+        ascent would walk the real size away from where rate control has just fitted it on
+        real coded sizes. Used with :func:`freeze_steps`, which has the measurements: holding
+        the rate alone did not keep the size in the window while the steps still learned."""
         for site in self.sites:
             site.quant._last = None  # the integers as they are now, not a training sample
         self.target_bits = float(self.bits())

@@ -492,15 +492,14 @@ def rd_compress(
     term = rdq.RateTerm(model, pixels, lam, target_bits)
     noise = rd.epochs - rd.ste_epochs
     for phase, mode, epochs in (("rd", rdq.NOISE, noise), ("rd-ste", rdq.STE, rd.ste_epochs)):
+        rdq.set_mode(model, mode)
         if mode == rdq.STE and rd.target_bytes is not None:
             _fit_steps(model, names, rd.target_bytes)
             # The fit put the real size on target: keep its steps, and let dual ascent hold
             # the rate through the weights (see RateTerm.hold and rdq.freeze_steps).
             rdq.freeze_steps(model)
-            rdq.set_mode(model, mode)
             term.hold()
         if epochs > 0:
-            rdq.set_mode(model, mode)
             group = {"params": rdq.quantiser_parameters(model), "lr": rd.lr, "weight_decay": 0.0}
             runner.run(
                 phase,

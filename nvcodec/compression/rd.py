@@ -157,6 +157,11 @@ class LearnedQuant(nn.Module):
         self._last = y if torch.is_grad_enabled() else None
         return y * step
 
+    def drop_sample(self) -> None:
+        """Forget the latest forward pass's sample, so that :meth:`bits` measures the symbols
+        as they are now (a forward pass outside training, e.g. registration, left one)."""
+        self._last = None
+
     def bits(self, w: torch.Tensor) -> torch.Tensor:
         """Differentiable code length of ``w``'s symbols in bits (a scalar): of the sample the
         latest training forward pass used (consumed), else of ``w`` quantised afresh."""
@@ -214,7 +219,7 @@ def attach(
         value = getattr(module, attr)  # masked if pruned
         quant = LearnedQuant(value, bits, per_channel).to(value.device)
         parametrize.register_parametrization(module, attr, quant)
-        quant._last = None  # registering ran a forward pass: no training step used that sample
+        quant.drop_sample()  # registering ran a forward pass: no training step used it
         out.append((name, quant))
     return out
 
@@ -338,7 +343,7 @@ class RateTerm:
         real coded sizes. Used with :func:`freeze_steps`, which has the measurements: holding
         the rate alone did not keep the size in the window while the steps still learned."""
         for site in self.sites:
-            site.quant._last = None  # the integers as they are now, not a training sample
+            site.quant.drop_sample()
         self.target_bits = float(self.bits())
         return self.target_bits
 

@@ -115,8 +115,8 @@ def main() -> None:
     "--patch",
     default=None,
     type=int,
-    help="Train on patches of about this many pixels a side (hinerv): memory per step is a "
-    "patch's, and every epoch visits every patch of every frame [whole frames].",
+    help="Train on patches of about this many pixels a side (hinerv, hinerv-flat): memory per "
+    "step is a patch's, and every epoch visits every patch of every frame [whole frames].",
 )
 @click.option("--lr", default=None, type=float, help="Peak learning rate [model's recipe].")
 @click.option(

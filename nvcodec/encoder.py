@@ -244,7 +244,8 @@ class EncodeOptions:
             if not hasattr(get_spec(self.model).module, "forward_patch"):
                 raise ConfigError(
                     f"--patch: {self.model} computes each frame as a whole (its stored inputs or "
-                    f"attention span the frame), so it cannot train on patches; hinerv can"
+                    f"attention span the frame), so it cannot train on patches; hinerv and "
+                    f"hinerv-flat can"
                 )
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer {self.optimizer!r}: expected one of {OPTIMIZERS}")

@@ -24,7 +24,7 @@ import torch
 
 import nvcodec
 from benchmarks.codecs import BenchmarkError, Codec, CodecRun, Source, library_versions
-from benchmarks.report import RD_SUFFIX  # nvc-<model>-rd: RD training at --lambda
+from benchmarks.report import BF16_TAG, RD_SUFFIX  # nvc-<model>[-bf16][-rd]
 from nvcodec import EncodeOptions, decode_frames, encode
 from nvcodec.device import resolve_device
 from nvcodec.io import QualityMetrics, compute_metrics
@@ -35,7 +35,6 @@ from nvcodec.training.loop import uses_autocast
 __all__ = ["NvcCodec", "nvc_codec"]
 
 PREFIX = "nvc-"
-BF16_TAG = "-bf16"  # in the labels of curves trained under bf16 autocast: nvc-ds-nerv-bf16-rd
 
 
 class NvcCodec(Codec):

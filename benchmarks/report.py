@@ -22,6 +22,10 @@ from benchmarks.bdrate import BdResult, NonMonotonicCurveError, bd_psnr, bd_rate
 from benchmarks.results import metric_value
 
 RD_SUFFIX = "-rd"  # benchmarks.nvc's RD-trained codec labels (kept here: no torch import)
+BF16_TAG = "-bf16"  # benchmarks.nvc's labels of curves trained under bf16 autocast
+DEFAULT_MODEL = "ds-nerv"  # the registry's default model (a test keeps the two equal)
+# The tails after the model id in an nvcodec label, longest first: nvc-<model><tail>.
+LABEL_TAILS = (BF16_TAG + RD_SUFFIX, RD_SUFFIX, BF16_TAG, "")
 
 __all__ = ["BdEntry", "bd_table", "clip_markdown", "plot_clip", "summary_markdown"]
 
@@ -73,9 +77,18 @@ def bd_entry(
         return BdEntry(test, anchor, metric, None, None, str(exc))
 
 
+def default_model_label(label: str) -> str:
+    """The default model's label with the same pipeline and arithmetic as ``label``:
+    ``nvc-hinerv-flat-rd`` → ``nvc-ds-nerv-rd``, ``nvc-hnerv-bf16`` → ``nvc-ds-nerv-bf16``."""
+    tail = next(t for t in LABEL_TAILS if label.endswith(t))
+    return f"nvc-{DEFAULT_MODEL}{tail}"
+
+
 def bd_table(records: Sequence[dict[str, Any]], metric: str = "psnr_yuv") -> list[BdEntry]:
-    """BD of every nvcodec curve against every external curve, for one clip's records, and of
-    every RD-trained curve (``nvc-<model>-rd``) against the same model's QAT pipeline."""
+    """BD of every nvcodec curve against every external curve, for one clip's records; of every
+    RD-trained curve (``nvc-<model>-rd``) against the same model's QAT pipeline; and of every
+    other model against the default model run the same way, so that the model comparisons the
+    READMEs quote come out of the same report as the anchors'."""
     by_label = curves(records)
     tests = [k for k in by_label if is_nvc(k)]
     anchors = [k for k in by_label if not is_nvc(k)]
@@ -84,6 +97,10 @@ def bd_table(records: Sequence[dict[str, Any]], metric: str = "psnr_yuv") -> lis
         base = test.removesuffix(RD_SUFFIX)
         if base != test and base in by_label:
             entries.append(bd_entry(test, base, by_label, metric))
+    for test in tests:
+        default = default_model_label(test)
+        if default != test and default in by_label:
+            entries.append(bd_entry(test, default, by_label, metric))
     return entries
 
 

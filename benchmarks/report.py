@@ -23,7 +23,7 @@ from benchmarks.results import metric_value
 
 RD_SUFFIX = "-rd"  # benchmarks.nvc's RD-trained codec labels (kept here: no torch import)
 BF16_TAG = "-bf16"  # benchmarks.nvc's labels of curves trained under bf16 autocast
-DEFAULT_MODEL = "ds-nerv"  # the registry's default model (a test keeps the two equal)
+DEFAULT_MODEL = "ds-nerv"  # nvc encode's default --model (a test keeps the two equal)
 # The tails after the model id in an nvcodec label, longest first: nvc-<model><tail>.
 LABEL_TAILS = (BF16_TAG + RD_SUFFIX, RD_SUFFIX, BF16_TAG, "")
 

@@ -141,16 +141,20 @@ def test_pchip_matches_scipy() -> None:
         assert ours.integral(x[1], x[4]) == pytest.approx(theirs.integrate(x[1], x[4]), abs=1e-9)
 
 
+def _curve(codec: str, rate_scale: float, offset_db: float) -> list[dict]:
+    """Four points of a synthetic curve at 4 dB per doubling of rate, as report records."""
+    rates = [0.1, 0.2, 0.4, 0.8]
+    return [
+        {"codec": codec, "bpp": rate_scale * r, "psnr_yuv": offset_db + 4 * math.log2(r / 0.1)}
+        for r in rates
+    ]
+
+
 def test_rd_curves_are_also_measured_against_their_own_models_qat_pipeline() -> None:
     from benchmarks.report import bd_table
 
-    def point(codec: str, bpp: float, psnr: float) -> dict:
-        return {"codec": codec, "bpp": bpp, "psnr_yuv": psnr}
-
-    rates = [0.1, 0.2, 0.4, 0.8]
-    records = [point("x265-veryslow", r, 30 + 4 * math.log2(r / 0.1)) for r in rates]
-    records += [point("nvc-ds-nerv", r, 29 + 4 * math.log2(r / 0.1)) for r in rates]
-    records += [point("nvc-ds-nerv-rd", 0.9 * r, 29 + 4 * math.log2(r / 0.1)) for r in rates]
+    records = _curve("x265-veryslow", 1.0, 30) + _curve("nvc-ds-nerv", 1.0, 29)
+    records += _curve("nvc-ds-nerv-rd", 0.9, 29)
     entries = {(e.test, e.anchor): e for e in bd_table(records)}
     assert set(entries) == {
         ("nvc-ds-nerv", "x265-veryslow"),
@@ -165,11 +169,7 @@ def test_rd_curves_are_also_measured_against_their_own_models_qat_pipeline() -> 
 def test_other_models_are_measured_against_the_default_model_run_the_same_way() -> None:
     from benchmarks.report import bd_table
 
-    def point(codec: str, bpp: float, psnr: float) -> dict:
-        return {"codec": codec, "bpp": bpp, "psnr_yuv": psnr}
-
-    rates = [0.1, 0.2, 0.4, 0.8]
-    records = [point("x265-veryslow", r, 30 + 4 * math.log2(r / 0.1)) for r in rates]
+    records = _curve("x265-veryslow", 1.0, 30)
     for label, scale in [
         ("nvc-ds-nerv-rd", 1.0),
         ("nvc-hinerv-flat-rd", 0.8),
@@ -177,7 +177,7 @@ def test_other_models_are_measured_against_the_default_model_run_the_same_way() 
         ("nvc-hnerv-bf16-rd", 1.2),
         ("nvc-ds-nerv-bf16-rd", 1.0),
     ]:
-        records += [point(label, scale * r, 29 + 4 * math.log2(r / 0.1)) for r in rates]
+        records += _curve(label, scale, 29)
     entries = {(e.test, e.anchor): e for e in bd_table(records)}
     default_pairs = {k for k in entries if k[1].startswith("nvc-")}
     # nvc-hnerv has no plain nvc-ds-nerv curve to meet; bf16 curves meet the bf16 default

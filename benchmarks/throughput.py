@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nvcodec.decode_layout import DEFAULT_LAYOUT, LAYOUTS, frames_per_batch, prepare
+
 DEFAULT_MODELS = "ds-nerv,hnerv,nerv,nerv++,dnerv,hinerv"
 BOUND_SIZES = {"matmul": 2048, "conv": 256}
 """Matmul side and conv feature-map side of the compute bounds (``--quick`` halves them)."""
@@ -92,17 +94,17 @@ def compute_bounds(seconds: float, device: torch.device, quick: bool) -> dict[st
 
 
 def net_decode_fps(
-    config: Any, frames: int, seconds: float, device: torch.device
+    config: Any, frames: int, seconds: float, device: torch.device, layout: str
 ) -> tuple[float, int]:
     """Frames/s of the network alone, and the batch size: every frame position in the decoder's
-    batches (a short last batch padded by repeating its last position, as ``render`` does)."""
-    from nvcodec.decoder import frames_per_batch
+    batches for ``layout`` (a short last batch padded by repeating its last position, as
+    ``render`` does)."""
     from nvcodec.device import full_fp32
     from nvcodec.models import build_model
 
     torch.manual_seed(0)
-    model = build_model(config, device=device).eval()
-    batch = frames_per_batch(config.activation_elements(), frames)
+    model = prepare(build_model(config, device=device), layout).eval()
+    batch = frames_per_batch(layout, config.activation_elements(), frames)
     positions = [float(i) for i in range(frames)]
     batches = []
     for start in range(0, frames, batch):
@@ -169,7 +171,13 @@ def synthetic_clip(path: Path, width: int, height: int, frames: int) -> None:
 
 
 def e2e_decode(
-    model_id: str, size: int, clip: Path, work: Path, seconds: float, device: torch.device
+    model_id: str,
+    size: int,
+    clip: Path,
+    work: Path,
+    seconds: float,
+    device: torch.device,
+    layout: str,
 ) -> dict[str, float]:
     """Frames/s of ``nvcodec.decode`` of a real file to ``.y4m`` (everything the decoder does),
     with the file's size and the time the brief encode that wrote it took."""
@@ -177,7 +185,13 @@ def e2e_decode(
 
     nvc, out = work / f"{model_id}.nvc", str(work / f"{model_id}.y4m")
     options = EncodeOptions(
-        model=model_id, size=size, epochs=1, rd_epochs=1, seed=0, device=str(device)
+        model=model_id,
+        size=size,
+        epochs=1,
+        rd_epochs=1,
+        seed=0,
+        device=str(device),
+        decode_layout=layout,
     )
     start = time.perf_counter()
     report = encode(clip, nvc, options)
@@ -198,7 +212,7 @@ def measure(
     device = torch.device(args.device)
     config = solve_config(model_id, args.height, args.width, args.frames, args.size)
     macs = macs_per_pixel(config)
-    net_fps, batch = net_decode_fps(config, args.frames, args.seconds, device)
+    net_fps, batch = net_decode_fps(config, args.frames, args.seconds, device, args.layout)
     steps = train_steps(model_id, config, args.frames, args.seconds, device, bf16=False)
     # what nvc encode's default (--precision auto) trains this model with on this device
     bf16 = uses_autocast(EncodeOptions(model=model_id).train_config(), device)
@@ -212,7 +226,7 @@ def measure(
         "macs_per_pixel": macs,
         "batch": batch,
         "net_fps": net_fps,
-        **e2e_decode(model_id, args.size, clip, work, args.seconds, device),
+        **e2e_decode(model_id, args.size, clip, work, args.seconds, device, args.layout),
         "train_steps_s": steps,  # fp32
         "train_steps_bf16_s": steps_bf16,  # None where bf16 autocast is not used
         "train_fps": steps,  # batch size 1: one frame per step
@@ -237,7 +251,8 @@ def header(meta: dict[str, Any]) -> str:
     b = meta["bounds"]
     return (
         f"torch {meta['torch']}, {meta['cpu']}, {meta['threads']} thread(s), device "
-        f"{meta['device']}; bounds: matmul {b['matmul_n']}² {b['matmul_gflops']:.1f} GFLOP/s, "
+        f"{meta['device']}, decode layout {meta.get('layout', 'nchw')}; bounds: matmul "
+        f"{b['matmul_n']}² {b['matmul_gflops']:.1f} GFLOP/s, "
         f"conv 3×3 64→64 on {b['conv_side']}² {b['conv_gflops']:.1f} GFLOP/s"
     )
 
@@ -280,6 +295,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seconds", type=float, default=2.0, help="least measured time per figure")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--layout",
+        default=DEFAULT_LAYOUT,
+        choices=LAYOUTS,
+        help="decode layout of the files and the network timing (nvcodec.decode_layout)",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--quick", action="store_true", help="32×16, 4 frames, 0.5 s: a smoke run")
     args = p.parse_args(argv)
@@ -304,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
         "cpu": _cpu_name(),
         "threads": torch.get_num_threads(),
         "device": str(device),
-        **{k: getattr(args, k) for k in ("width", "height", "frames", "size", "seconds")},
+        **{k: getattr(args, k) for k in ("width", "height", "frames", "size", "seconds", "layout")},
         "bounds": bounds,
         "command": "python -m benchmarks.throughput "
         + " ".join(sys.argv[1:] if argv is None else argv),

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 #: The format version this code writes, and the newest ``reader_version`` it can decode.
-FORMAT_VERSION: Final[tuple[int, int]] = (1, 2)
+FORMAT_VERSION: Final[tuple[int, int]] = (1, 3)
 #: PNG-style magic: a non-ASCII first byte and CR/LF/^Z catch text-mode and 7-bit transfers.
 MAGIC: Final = b"\x89NVC\r\n\x1a\n"
 MAX_SECTIONS: Final = 64

@@ -153,6 +153,15 @@ def main() -> None:
     "training at 640x320), except models that are slower in bf16 on CPUs (nerv++, dnerv, "
     "hinerv); else fp32. fp32: never autocast. Decoding is fp32 either way.",
 )
+@click.option(
+    "--decode-layout",
+    type=click.Choice(["channels-last", "nchw"]),
+    default="channels-last",
+    show_default=True,
+    help="How the file's network is evaluated when decoding. channels-last: 1.4-2.7x faster "
+    "decoding on CPUs, needs an nvcodec reader of format 1.3. nchw: the layout of format 1.0-1.2 "
+    "files, for older decoders.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (0 to 2⁶³−1).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option(
@@ -230,6 +239,7 @@ def encode(
     frame_range: str | None,
     device: str,
     precision: str,
+    decode_layout: str,
     seed: int,
     overwrite: bool,
     checkpoint_dir: str | None,
@@ -270,6 +280,7 @@ def encode(
         seed=seed,
         device=device,
         precision=precision,
+        decode_layout=decode_layout,
         frames=parse_frame_range(frame_range) if frame_range else None,
         overwrite=overwrite,
         checkpoint_dir=checkpoint_dir,

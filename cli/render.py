@@ -181,7 +181,8 @@ def info_text(info: FileInfo, tensors: bool = True) -> str:
         f"video: {video['width']}×{video['height']}, {video['frames']} frames, "
         f"{video['fps'][0]}/{video['fps'][1]} fps, colour {video['colour']['matrix']} "
         f"{video['colour']['range']}",
-        f"model: {model['id']}, {info.parameters:,} parameters",
+        f"model: {model['id']}, {info.parameters:,} parameters, decode layout "
+        f"{meta.get('decode', {}).get('layout', 'nchw')}",
         f"config: {json.dumps(model['config'], separators=(', ', ': '))}",
         f"compression: {json.dumps(meta['compression'])}",
         f"encoder: {json.dumps(meta['encoder'])}",

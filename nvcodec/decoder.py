@@ -21,6 +21,7 @@ from torch import nn
 
 from bitstream import MalformedFileError, SegmentEntry
 from nvcodec.compression import decode_tensors
+from nvcodec.decode_layout import frames_per_batch, prepare
 from nvcodec.device import full_fp32, resolve_device
 from nvcodec.errors import ConfigError
 from nvcodec.fileformat import NvcFile, naming_file, read_nvc
@@ -60,8 +61,6 @@ __all__ = [
 """Refuse files whose model would have more parameters (a constant-coded tensor costs 0 bytes)."""
 MAX_ACTIVATION = 1 << 31
 """Refuse configs whose largest per-frame activation has more elements (8 GiB in float32)."""
-BATCH_ACTIVATION = 1 << 26
-"""Frames per decode batch are chosen so one batch's largest activation stays under this."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ def load_segment(
     with torch.no_grad():
         for (_, param), value in zip(model.named_parameters(), tensors, strict=True):
             param.copy_(value)
-    model.to(target).eval()
+    prepare(model.to(target), nvc.layout).eval()
     return LoadedModel(nvc=nvc, model=model, device=target, name=name)
 
 
@@ -182,16 +181,11 @@ def render_video(
         del loaded
 
 
-def frames_per_batch(activation_elements: int, frames: int) -> int:
-    """Frames per decode batch for a model whose largest activation has ``activation_elements``
-    per frame: as many as keep it under :data:`BATCH_ACTIVATION`, at most 32, and never more
-    than the clip's ``frames``. Decoded values depend on it (see :func:`render`)."""
-    return max(1, min(32, frames, BATCH_ACTIVATION // max(activation_elements, 1)))
-
-
 def batch_size_for(loaded: LoadedModel) -> int:
-    """Frames per decode batch of a loaded file (:func:`frames_per_batch`)."""
-    return frames_per_batch(loaded.nvc.config.activation_elements(), loaded.nvc.video.frame_count)
+    """Frames per decode batch of a loaded file: its layout's rule
+    (:func:`nvcodec.decode_layout.frames_per_batch`)."""
+    nvc = loaded.nvc
+    return frames_per_batch(nvc.layout, nvc.config.activation_elements(), nvc.video.frame_count)
 
 
 def render(loaded: LoadedModel, positions: Sequence[float]) -> Iterator[Yuv420Frames]:

@@ -42,6 +42,7 @@ from torch import nn
 from bitstream import NvcFileExistsError, NvcFileNotFoundError, encode_metadata
 from nvcodec import __version__
 from nvcodec.compression import TensorStat
+from nvcodec.decode_layout import DEFAULT_LAYOUT, LAYOUTS
 from nvcodec.decoder import decode_frames
 from nvcodec.device import resolve_device
 from nvcodec.errors import ConfigError, InputError, OutputError
@@ -133,6 +134,7 @@ class EncodeOptions:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # training arithmetic: "auto" (bf16 autocast where fast) or "fp32"
+    decode_layout: str = DEFAULT_LAYOUT  # how the file is decoded (nvcodec.decode_layout)
     frames: FrameRange | None = None
     overwrite: bool = False
     checkpoint_dir: str | None = None  # save progress here (created if missing; parent must exist)
@@ -230,6 +232,10 @@ class EncodeOptions:
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}"
+            )
+        if self.decode_layout not in LAYOUTS:
+            raise ConfigError(
+                f"decode layout {self.decode_layout!r}: expected one of {', '.join(LAYOUTS)}"
             )
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
@@ -753,6 +759,7 @@ def _write(
         bits=piped.bits,
         encoder=_encoder_meta(plan.opts, plan.train_cfg, info.frame_count),
         compression=compression,
+        layout=plan.opts.decode_layout,
     )
     try:
         return write_nvc(
@@ -806,6 +813,7 @@ def _overhead_bytes(opts: EncodeOptions, info: VideoInfo, config: ModelConfig | 
         bits=opts.resolved_bits,
         encoder=_encoder_meta(opts, opts.train_config(), info.frame_count),
         compression=_compression_meta(opts, opts.resolved_code_bits, opts.resolved_prune_ratio),
+        layout=opts.decode_layout,
     )
     slack = 0
     if opts.rd:  # the longest values the RD fields can take; the depth may take two digits

@@ -26,6 +26,8 @@ from bitstream import (
     read_file,
     write_file,
 )
+from nvcodec.decode_layout import NCHW, layout_metadata, parse_layout
+from nvcodec.decode_layout import reader_version as layout_reader
 from nvcodec.errors import ConfigError
 from nvcodec.io.colour import ColourSpec
 from nvcodec.models.config import MAX_FRAMES, ModelConfig
@@ -75,9 +77,11 @@ class NvcFile:
     # informational compression settings (pruning, QAT, code bits, rate target); bits per tensor
     # are in the tensor table
     compression: dict[str, Any] = field(default_factory=dict)
+    layout: str = NCHW  # how the network is evaluated (nvcodec.decode_layout); "nchw" before 1.3
 
     def metadata(self) -> dict[str, Any]:
         return {
+            **layout_metadata(self.layout),
             "video": self.video.to_dict(),
             "model": {"id": self.model_id, "config": self.config.to_dict()},
             "compression": {
@@ -121,9 +125,11 @@ def write_nvc(
 ) -> int:
     """Write atomically; returns the file size in bytes (the rate).
 
-    ``reader_version`` is the oldest format a reader must support to decode the file: the
-    newest feature it uses (e.g. 1.1 for the Gaussian entropy model), 1.0 otherwise.
+    ``reader_version`` is the oldest format a reader must support to decode the tensor
+    sections: the newest feature they use (e.g. 1.1 for the Gaussian entropy model), 1.0
+    otherwise. The file declares the later of it and its decode layout's (1.3 for channels-last).
     """
+    reader_version = max(reader_version, layout_reader(nvc.layout))
     sections = [
         Section(SectionType.METADATA, encode_metadata(nvc.metadata())),
         Section(SectionType.TENSOR_TABLE, table),
@@ -214,4 +220,5 @@ def _parse(meta: dict[str, Any], container: Container) -> NvcFile:
         compression={k: v for k, v in compression.items() if k != "bits"}
         if isinstance(compression, dict)
         else {},
+        layout=parse_layout(meta),
     )

@@ -47,7 +47,8 @@ __all__ = [
 ]
 
 SEGMENTED_READER = (1, 2)
-"""The reader version a segmented file declares (older readers say "upgrade")."""
+"""The oldest reader version of a segmented file (older readers say "upgrade"); a file declares
+the latest of it and its segments' own (1.3 for channels-last segments)."""
 
 
 @dataclass
@@ -213,4 +214,5 @@ def write_segmented(
         Section(SectionType.SEGMENT_INDEX, index),
         Section(SectionType.SEGMENT_DATA, data),
     ]
-    return write_file(path, sections, overwrite=overwrite, reader_version=SEGMENTED_READER)
+    reader = max([SEGMENTED_READER, *(unpack(image).reader_version for _, image in segments)])
+    return write_file(path, sections, overwrite=overwrite, reader_version=reader)

@@ -104,8 +104,16 @@ def pixel_shuffle(x: torch.Tensor, stride: int) -> torch.Tensor:
         return x
     n, c, h, w = x.shape
     c //= stride * stride
+    if _channels_last(x):  # the channels-last decode path: stays channels-last, one copy
+        y = x.permute(0, 2, 3, 1).view(n, h, w, c, stride, stride).permute(0, 1, 4, 2, 5, 3)
+        return y.reshape(n, h * stride, w * stride, c).permute(0, 3, 1, 2)
     x = x.reshape(n, c, stride, stride, h, w).permute(0, 1, 4, 2, 5, 3)
     return x.reshape(n, c, h * stride, w * stride)
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    """``x`` is stored channels-last (and not also plain contiguous, as 1-channel maps are)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 class NeRVBlock(nn.Module):

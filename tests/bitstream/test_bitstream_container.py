@@ -98,7 +98,7 @@ def test_missing_section_error_names_file_and_type() -> None:
         ([bs.Section(1 << 32, b"")], {}),
         ([bs.Section(-1, b"")], {}),
         ([bs.Section(1, b"")], {"reader_version": (2, 0)}),
-        ([bs.Section(1, b"")], {"reader_version": (1, 3)}),
+        ([bs.Section(1, b"")], {"reader_version": (1, 4)}),
         ([bs.Section(1, b"")], {"reader_version": (0, 9)}),
         ([bs.Section(1, b"")], {"reader_version": (1, -1)}),
     ],
@@ -128,11 +128,11 @@ def test_wrong_magic(blob: bytes) -> None:
         bs.unpack(blob, name="f.nvc")
 
 
-@pytest.mark.parametrize("version", [(2, 0), (1, 3), (65535, 65535)])
+@pytest.mark.parametrize("version", [(2, 0), (1, 4), (65535, 65535)])
 def test_future_version(version: tuple[int, int]) -> None:
     rows, payloads = tiled([(1, 1, b"m")])
     blob = build_raw(rows, payloads, writer=version, reader=version)
-    msg = rf"^clip\.nvc needs an nvc reader >= {version[0]}\.{version[1]}; this is 1\.2"
+    msg = rf"^clip\.nvc needs an nvc reader >= {version[0]}\.{version[1]}; this is 1\.3"
     with pytest.raises(bs.UnsupportedVersionError, match=msg + r" \(upgrade nvcodec\)$"):
         bs.unpack(blob, name="clip.nvc")
 

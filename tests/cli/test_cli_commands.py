@@ -92,7 +92,8 @@ def test_info(small_encode):
     result = run("info", str(path))
     assert result.exit_code == 0
     for word in (
-        "nvc format 1.2",
+        "nvc format 1.3 (needs reader ≥ 1.3)",  # the channels-last decode layout
+        "decode layout channels-last",
         "nerv",
         f"{report.parameters:,} parameters",
         "tensor_data",

@@ -1,7 +1,7 @@
-"""Golden files: one per registered model, the QAT pipeline's, a segmented one, and v1. Each
-must decode to what was decoded when it was made (±1 code value across machines), whole and as
-a range; together they use every entropy model kind. They pin the decoder's output: a change
-that moves a decoded value (a speed-up, a refactor) fails here."""
+"""Golden files: one per registered model in each decode layout, the QAT pipeline's, a segmented
+one, and v1. Each must decode to what was decoded when it was made (±1 code value across
+machines), whole and as a range; together they use every entropy model kind. They pin the
+decoder's output: a change that moves a decoded value (a speed-up, a refactor) fails here."""
 
 from __future__ import annotations
 
@@ -35,11 +35,14 @@ def test_golden_file_decodes_as_recorded(name: str) -> None:
     _close(decode_frames(path, frames=(1, 3), device="cpu"), expected[1:3])
 
 
-def test_every_model_has_a_golden_file() -> None:
+@pytest.mark.parametrize("layout", ["nchw", "channels-last"])
+def test_every_model_has_a_golden_file_in_each_layout(layout: str) -> None:
     covered = {
-        inspect(GOLDEN / f"{n}.nvc").metadata["model"]["id"]
+        meta["model"]["id"]
         for n in FILES
         if n != "golden_segmented"
+        for meta in [inspect(GOLDEN / f"{n}.nvc").metadata]
+        if meta.get("decode", {}).get("layout", "nchw") == layout
     }
     assert set(model_ids()) - DS_NERV_VARIANTS <= covered
 

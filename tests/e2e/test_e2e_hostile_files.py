@@ -124,6 +124,10 @@ ABSURD = {
     "bad colour": lambda m: m["video"]["colour"].update(matrix="ycgco"),
     "missing video": lambda m: m.pop("video"),
     "bits out of range": lambda m: m["compression"].update(bits=40),
+    "unknown decode layout": lambda m: m.update(decode={"layout": "nhwc-fused"}),
+    "decode layout not a string": lambda m: m.update(decode={"layout": ["channels-last"]}),
+    "decode not an object": lambda m: m.update(decode="channels-last"),
+    "extra decode key": lambda m: m.update(decode={"layout": "nchw", "batch": 1}),
 }
 
 

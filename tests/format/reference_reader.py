@@ -28,7 +28,7 @@ import numpy as np
 import zstandard
 
 MAGIC = b"\x89NVC\r\n\x1a\n"
-READER_VERSION = (1, 2)
+READER_VERSION = (1, 3)
 MAX_SECTIONS = 64
 MAX_SECTION_BYTES = 1 << 30
 MAX_FILE_BYTES = 1 << 32

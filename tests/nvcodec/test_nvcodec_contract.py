@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from nvcodec import EncodeOptions, decode, decode_frames, encode
+from nvcodec.decode_layout import CHANNELS_LAST, prepare
 from nvcodec.errors import ConfigError
 from nvcodec.io import read_video
 from nvcodec.models import (
@@ -91,6 +92,21 @@ def test_activation_bound_holds(model_id: str) -> None:
     with torch.no_grad():
         model(torch.tensor([0.0, 3.0]))
     assert 0 < largest <= config.activation_elements()
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_channels_last_layout_computes_the_same_frames(model_id: str) -> None:
+    """The channels-last decode layout is the same network: equal frames up to float rounding,
+    and the output stays channels-last (a block that silently fell back to NCHW would cost
+    oneDNN a reorder per convolution, the time the layout exists to save)."""
+    torch.manual_seed(0)
+    model = build_model(solve_config(model_id, 72, 96, 5, 40_000)).eval()  # no crop at 96x72
+    t = torch.tensor([0.0, 2.0, 4.0])
+    with torch.inference_mode():
+        reference = model(t)
+        out = prepare(model, CHANNELS_LAST)(t)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
 
 
 @pytest.fixture(scope="module", params=MODEL_IDS)

@@ -522,6 +522,10 @@ def test_pixel_shuffle_equals_torchs_values_and_gradients(shape, stride) -> None
     strided = x.detach().transpose(2, 3).contiguous().transpose(2, 3)  # channels-last-like strides
     assert torch.equal(pixel_shuffle(strided, stride), theirs.detach())
     assert pixel_shuffle(x, 1) is x
+    last = x.detach().contiguous(memory_format=torch.channels_last)  # the channels-last layout
+    shuffled = pixel_shuffle(last, stride)
+    assert torch.equal(shuffled, theirs.detach())
+    assert shuffled.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("name", ["gelu", "silu", "relu"])

@@ -18,7 +18,7 @@ from nvcodec.inspection import inspect, inspect_segments
 from nvcodec.io import compute_metrics, read_video
 from nvcodec.segmented import open_video, write_segmented
 
-from .conftest import CLIP
+from .conftest import CLIP, tiny_options
 
 
 def _images(path: Path) -> list[tuple[int, bytes]]:
@@ -34,7 +34,7 @@ def test_layout_and_report(segmented) -> None:  # type: ignore[no-untyped-def]
     path, report = segmented
     with open_video(path) as nv:
         assert nv.segmented
-        assert nv.reader_version == (1, 2)
+        assert nv.reader_version == (1, 3)  # its segments' channels-last layout needs 1.3
         assert [(e.first_frame, e.stop) for e in nv.entries] == [(0, 6), (6, 12), (12, 16)]
     assert [(s.start, s.stop) for s in report.segments] == [(0, 6), (6, 12), (12, 16)]
     assert report.bytes == path.stat().st_size
@@ -112,9 +112,23 @@ def test_info_lists_segments(segmented) -> None:  # type: ignore[no-untyped-def]
 
 def test_old_reader_says_upgrade(segmented, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     path, _ = segmented
-    monkeypatch.setattr("bitstream.container.FORMAT_VERSION", (1, 1))
-    with pytest.raises(bs.UnsupportedVersionError, match=r"needs an nvc reader >= 1\.2"):
+    monkeypatch.setattr("bitstream.container.FORMAT_VERSION", (1, 2))  # segments, not layouts
+    with pytest.raises(bs.UnsupportedVersionError, match=r"needs an nvc reader >= 1\.3"):
         open_video(path)
+
+
+def test_nchw_segments_keep_format_1_2(tmp_path: Path) -> None:
+    """A segmented file declares the newest reader its segments need, and no newer."""
+    from nvcodec.scenes import SegmentRule
+    from nvcodec.segment_encoder import Execution, encode_video
+
+    out = tmp_path / "nchw.nvc"
+    options = tiny_options(decode_layout="nchw", frames=(0, 4))
+    encode_video(CLIP, out, options, SegmentRule(length=2), Execution(threads=1))
+    with open_video(out) as nv:
+        assert nv.segmented
+        assert nv.reader_version == (1, 2)
+        assert nv.segment(0).layout == "nchw"
 
 
 def _rewrite(path: Path, out: Path, counts: list[int], frames: int | None = None) -> None:

@@ -1,0 +1,95 @@
+"""The decode layout: how a file's network is evaluated, declared by the file (format 1.3).
+
+Why it is a format field and not a decoder setting: convolution libraries choose their kernels by
+memory layout and batch shape, and different kernels round differently (one float32 ulp, which
+moves an 8-bit sample in a few of 10⁷). A file's frames are what its encoder measured, so the
+arithmetic that makes them is part of the file:
+
+- ``nchw`` — every file before format 1.3 (they carry no ``decode`` key): contiguous NCHW
+  tensors, decode batches of up to 32 frames with at most 2²⁶ activation elements. Kept bit for
+  bit, so old files decode exactly as before (the golden files pin it).
+- ``channels-last`` — what nvcodec writes from format 1.3 on: weights and activations in
+  channels-last order, batches of at most 2²² activation elements (one frame at 640×320).
+  oneDNN then runs the convolutions in its native NHWC kernels instead of reordering every
+  activation into and out of its blocked layout, and a smaller batch stays in the cache: the
+  network decodes 1.4–2.7× as fast at 640×320 on the project's CPU, every model
+  (``benchmarks/results/throughput``).
+
+The batch rule of a layout is frozen with its name: changing it would change what existing files
+decode to, so a new rule needs a new layout name (and a reader version).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CHANNELS_LAST",
+    "DEFAULT_LAYOUT",
+    "LAYOUTS",
+    "NCHW",
+    "frames_per_batch",
+    "layout_metadata",
+    "parse_layout",
+    "prepare",
+    "reader_version",
+]
+
+NCHW: Final = "nchw"
+CHANNELS_LAST: Final = "channels-last"
+LAYOUTS: Final = (CHANNELS_LAST, NCHW)
+DEFAULT_LAYOUT: Final = CHANNELS_LAST
+"""What ``nvc encode`` writes unless told otherwise (``--decode-layout nchw`` writes files that
+nvcodec readers before format 1.3 decode)."""
+
+_BATCH_ACTIVATION: Final = {NCHW: 1 << 26, CHANNELS_LAST: 1 << 22}
+"""Per layout: frames per batch keep the batch's largest activation under this many elements.
+2²² (16 MiB of float32) was the fastest of batches 1, 4 and 16 in channels-last at 160×80,
+320×160 and 640×320 (DS-NeRV and HNeRV, 2 threads)."""
+_MAX_BATCH: Final = 32
+_READER: Final = {NCHW: (1, 0), CHANNELS_LAST: (1, 3)}
+
+
+def frames_per_batch(layout: str, activation_elements: int, frames: int) -> int:
+    """Frames per decode batch in ``layout`` for a model whose largest activation has
+    ``activation_elements`` per frame: as many as keep it under the layout's budget, at most 32,
+    and never more than the clip's ``frames``. Decoded values depend on it."""
+    budget = _BATCH_ACTIVATION[layout]
+    return max(1, min(_MAX_BATCH, frames, budget // max(activation_elements, 1)))
+
+
+def prepare(model: nn.Module, layout: str) -> nn.Module:
+    """``model`` with its weights in ``layout`` (in place); its activations follow them, because
+    every convolution returns the memory format of its weight and the models' pixel shuffles and
+    norms keep the format they are given."""
+    if layout == CHANNELS_LAST:
+        return model.to(memory_format=torch.channels_last)
+    return model
+
+
+def reader_version(layout: str) -> tuple[int, int]:
+    """The oldest format version whose readers decode ``layout``: a reader that ignored the
+    field would decode the file in another layout, close to but not what was encoded."""
+    return _READER[layout]
+
+
+def layout_metadata(layout: str) -> dict[str, Any]:
+    """The METADATA entries that declare ``layout`` (none for ``nchw``, as before 1.3)."""
+    return {} if layout == NCHW else {"decode": {"layout": layout}}
+
+
+def parse_layout(meta: dict[str, Any]) -> str:
+    """The layout a METADATA object declares: ``nchw`` without a ``decode`` key; raises
+    ``ValueError`` for anything but a known layout, so a file is never decoded in a guessed one."""
+    if "decode" not in meta:
+        return NCHW
+    decode = meta["decode"]
+    if not isinstance(decode, dict) or set(decode) != {"layout"}:
+        raise ValueError('decode must be an object with exactly the key "layout"')
+    layout = decode["layout"]
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown decode layout {layout!r} (known: {', '.join(LAYOUTS)})")
+    return str(layout)

@@ -17,8 +17,9 @@ solve for ``--frames`` frames):
   container, entropy decoding, model rebuild, rendering, colour conversion and writing.
 - **train steps/s**: :func:`nvcodec.training.loop.train_step` with the model's own recipe
   (optimizer, lr, clipping) and, for HNeRV/DNeRV/DS-NeRV, its training encoder, batch size 1.
-- **bound**: float32 GFLOP/s of a large matmul and a large 3×3 conv (64→64 channels) with the
-  same threads; the network's GFLOP/s (2 × MACs/px × pixels × net fps) is given as % of the conv.
+- **bound**: float32 GFLOP/s of a large matmul and a large 3×3 conv (64→64 channels, the faster
+  of its NCHW and channels-last timings) with the same threads; the network's GFLOP/s
+  (2 × MACs/px × pixels × net fps) is given as % of the conv.
 
 Every figure is warmed up, then repeated for at least ``--seconds``. Writes
 ``DIR/throughput-WxH.json`` and ``DIR/throughput-WxH.md`` (W×H as the clips are named). ``--quick``
@@ -42,7 +43,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from nvcodec.decode_layout import DEFAULT_LAYOUT, LAYOUTS, frames_per_batch, prepare
+from nvcodec.decode_layout import (
+    CHANNELS_LAST,
+    DEFAULT_LAYOUT,
+    LAYOUTS,
+    NCHW,
+    frames_per_batch,
+    prepare,
+)
 
 DEFAULT_MODELS = "ds-nerv,hnerv,nerv,nerv++,dnerv,hinerv"
 BOUND_SIZES = {"matmul": 2048, "conv": 256}
@@ -73,7 +81,9 @@ def rate(fn: Callable[[], object], seconds: float, device: torch.device, warmup:
 
 def compute_bounds(seconds: float, device: torch.device, quick: bool) -> dict[str, float]:
     """GFLOP/s of a dense float32 matmul and a 3×3 conv: what this machine does with the same
-    threads on shapes that keep the cores busy, the yardstick for the networks' GFLOP/s."""
+    threads on shapes that keep the cores busy, the yardstick for the networks' GFLOP/s. The
+    conv is timed in both memory layouts and the faster counts (on CPUs the NCHW one pays
+    oneDNN's reorders, so it alone understates what the machine can do)."""
     from nvcodec.device import full_fp32
 
     scale = 2 if quick else 1
@@ -82,14 +92,21 @@ def compute_bounds(seconds: float, device: torch.device, quick: bool) -> dict[st
     a, b = (torch.rand(n, n, generator=generator).to(device) for _ in range(2))
     x = torch.rand(1, 64, side, side, generator=generator).to(device)
     conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device).eval()
+    conv_flop = 2 * side * side * 64 * 64 * 9
+    layouts = {}
     with torch.inference_mode(), full_fp32():
         matmul_calls = rate(lambda: torch.matmul(a, b), seconds, device)
-        conv_calls = rate(lambda: conv(x), seconds, device)
+        for layout in (NCHW, CHANNELS_LAST):
+            prepare(conv, layout)
+            y = x.contiguous(memory_format=torch.channels_last) if layout == CHANNELS_LAST else x
+            layouts[layout] = conv_flop * rate(lambda y=y: conv(y), seconds, device) / 1e9
+            conv.to(memory_format=torch.contiguous_format)
     return {
         "matmul_n": n,
         "matmul_gflops": 2 * n**3 * matmul_calls / 1e9,
         "conv_side": side,
-        "conv_gflops": 2 * side * side * 64 * 64 * 9 * conv_calls / 1e9,
+        "conv_gflops": max(layouts.values()),
+        "conv_gflops_by_layout": layouts,
     }
 
 
@@ -125,17 +142,20 @@ def train_steps(
     model_id: str, config: Any, frames: int, seconds: float, device: torch.device, bf16: bool
 ) -> float:
     """Optimiser steps/s of the real training step: the model's recipe, its training encoder
-    when it has one (its output then depends on the frames), batch size 1, random targets; in
-    fp32, or with ``bf16`` under bf16 autocast."""
+    when it has one (its output then depends on the frames), its training memory format
+    (:func:`nvcodec.training.loop.training_layout`), batch size 1, random targets; in fp32, or
+    with ``bf16`` under bf16 autocast."""
     from nvcodec import EncodeOptions
     from nvcodec.models import build_model
-    from nvcodec.training.loop import make_optimizer, train_step
+    from nvcodec.training.loop import make_optimizer, train_step, training_layout
 
     torch.manual_seed(0)
     recipe = EncodeOptions(model=model_id, seed=0).train_config()
-    model = build_model(config, device=device).train()
+    model = training_layout(build_model(config, device=device), recipe).train()
     make_encoder = getattr(model, "make_training_encoder", None)
     encoder = make_encoder().to(device).train() if make_encoder is not None else None
+    if encoder is not None:
+        training_layout(encoder, recipe)
     optimizer = make_optimizer(model, recipe, encoder)
     targets = torch.rand(frames, 3, config.height, config.width, device=device)
     step = itertools.count()
@@ -254,6 +274,9 @@ def header(meta: dict[str, Any]) -> str:
         f"{meta['device']}, decode layout {meta.get('layout', 'nchw')}; bounds: matmul "
         f"{b['matmul_n']}² {b['matmul_gflops']:.1f} GFLOP/s, "
         f"conv 3×3 64→64 on {b['conv_side']}² {b['conv_gflops']:.1f} GFLOP/s"
+        + "".join(
+            f", {name} {value:.1f}" for name, value in b.get("conv_gflops_by_layout", {}).items()
+        )
     )
 
 

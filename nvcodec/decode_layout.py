@@ -55,10 +55,18 @@ _READER: Final = {NCHW: (1, 0), CHANNELS_LAST: (1, 3)}
 
 def frames_per_batch(layout: str, activation_elements: int, frames: int) -> int:
     """Frames per decode batch in ``layout`` for a model whose largest activation has
-    ``activation_elements`` per frame: as many as keep it under the layout's budget, at most 32,
-    and never more than the clip's ``frames``. Decoded values depend on it."""
-    budget = _BATCH_ACTIVATION[layout]
-    return max(1, min(_MAX_BATCH, frames, budget // max(activation_elements, 1)))
+    ``activation_elements`` per frame. Decoded values depend on it.
+
+    The cap: as many frames as keep the activation under the layout's budget, at most 32, and
+    never more than the clip's ``frames``. ``nchw`` (frozen as before 1.3) uses the cap itself;
+    ``channels-last`` evens the batches out under it, because a short last batch is padded to
+    full size: 16 frames under a cap of 15 would compute 30, in two batches of 8 they compute 16.
+    """
+    cap = max(1, min(_MAX_BATCH, frames, _BATCH_ACTIVATION[layout] // max(activation_elements, 1)))
+    if layout == NCHW:
+        return cap
+    batches = -(-frames // cap)
+    return -(-frames // batches)
 
 
 def prepare(model: nn.Module, layout: str) -> nn.Module:

@@ -85,7 +85,7 @@ from nvcodec.training.checkpoint import (
     NoCheckpointError,
 )
 from nvcodec.training.frames import Frames
-from nvcodec.training.loop import OPTIMIZERS, PRECISIONS, uses_autocast
+from nvcodec.training.loop import OPTIMIZERS, PRECISIONS, training_layout, uses_autocast
 
 __all__ = [
     "EncodeOptions",
@@ -330,6 +330,7 @@ class EncodeOptions:
             seed=self.seed,
             amp=self.precision == "auto",
             cpu_bf16=recipe.get("cpu_bf16", True),
+            channels_last=recipe.get("channels_last", True),
             clip=recipe.get("clip", 0.0),
             fine_tune=recipe.get("fine_tune", 1.0),
         )
@@ -501,7 +502,7 @@ def encode(
     times["read"] = time.perf_counter() - begin
 
     torch.manual_seed(opts.seed)
-    model = build_model(plan.config, device=plan.device)
+    model = training_layout(build_model(plan.config, device=plan.device), plan.train_cfg)
     names = [n for n, _ in model.named_parameters()]
     checkpointer, resume = _open_checkpoint(plan, src, reference)
     result, resume = _train_phase(plan, model, frames, progress, checkpointer, resume, on_step)

@@ -23,6 +23,7 @@ from nvcodec.training.loop import (
     make_optimizer,
     steps_per_epoch,
     train_epoch,
+    training_layout,
     uses_autocast,
 )
 
@@ -70,8 +71,11 @@ def _time_steps(model: torch.nn.Module, opts: EncodeOptions, device: torch.devic
     c = model.config
     frames = torch.rand(min(3, c.frame_count), 3, c.height, c.width, device=device)
     cfg = opts.train_config()
+    training_layout(model, cfg)
     make_encoder = getattr(model, "make_training_encoder", None)
     encoder = make_encoder().to(device) if make_encoder is not None else None
+    if encoder is not None:
+        training_layout(encoder, cfg)
     optimizer = make_optimizer(model, cfg, encoder)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     generator = torch.Generator().manual_seed(0)

@@ -41,7 +41,11 @@ def test_batches_follow_the_layouts_frozen_rules() -> None:
     assert frames_per_batch(CHANNELS_LAST, per_frame_640x320, 16) == 1
     assert frames_per_batch(CHANNELS_LAST, 1_024_000, 16) == 4  # 320x160
     assert frames_per_batch(CHANNELS_LAST, 217_600, 16) == 16  # 160x80, at most the clip
-    assert frames_per_batch(CHANNELS_LAST, 1, 100) == 32
+    # even batches under the cap: a padded last batch would compute frames for nothing
+    assert frames_per_batch(NCHW, 268_800, 16) == 16
+    assert frames_per_batch(CHANNELS_LAST, 268_800, 16) == 8  # cap 15: 8 + 8, not 15 + 15
+    assert frames_per_batch(NCHW, 1, 100) == 32  # 32 + 32 + 32 + 32: 28 padded
+    assert frames_per_batch(CHANNELS_LAST, 1, 100) == 25
     assert reader_version(NCHW) == (1, 0)
     assert reader_version(CHANNELS_LAST) == (1, 3)
 

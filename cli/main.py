@@ -158,9 +158,9 @@ def main() -> None:
     type=click.Choice(["channels-last", "nchw"]),
     default="channels-last",
     show_default=True,
-    help="How the file's network is evaluated when decoding. channels-last: 1.4-2.7x faster "
-    "decoding on CPUs, needs an nvcodec reader of format 1.3. nchw: the layout of format 1.0-1.2 "
-    "files, for older decoders.",
+    help="How the file's network is evaluated when decoding. channels-last: 1.5-3.4x faster "
+    "decoding at 640x320 on CPUs, needs an nvcodec reader of format 1.3. nchw: the layout of "
+    "format 1.0-1.2 files, for older decoders.",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (0 to 2⁶³−1).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")

@@ -2,18 +2,21 @@
 
 Why it is a format field and not a decoder setting: convolution libraries choose their kernels by
 memory layout and batch shape, and different kernels round differently (one float32 ulp, which
-moves an 8-bit sample in a few of 10⁷). A file's frames are what its encoder measured, so the
-arithmetic that makes them is part of the file:
+moves up to about 100 in 10⁷ 8-bit samples by one code at 640×320, depending on the model). A
+file's frames are what its encoder measured, so the arithmetic that makes them is part of the
+file:
 
 - ``nchw`` — every file before format 1.3 (they carry no ``decode`` key): contiguous NCHW
   tensors, decode batches of up to 32 frames with at most 2²⁶ activation elements. Kept bit for
-  bit, so old files decode exactly as before (the golden files pin it).
+  bit, so old files decode exactly as before (``benchmarks.forward_check --layout nchw`` gives
+  the hashes of the code before 1.3; the golden files check it to ±1 code across machines).
 - ``channels-last`` — what nvcodec writes from format 1.3 on: weights and activations in
-  channels-last order, batches of at most 2²² activation elements (one frame at 640×320).
-  oneDNN then runs the convolutions in its native NHWC kernels instead of reordering every
-  activation into and out of its blocked layout, and a smaller batch stays in the cache: the
-  network decodes 1.4–2.7× as fast at 640×320 on the project's CPU, every model
-  (``benchmarks/results/throughput``).
+  channels-last order, batches whose largest activation stays under 2²² elements where a frame
+  allows (at 640×320 none does: one frame per batch), spread evenly. oneDNN then runs the
+  convolutions in its native NHWC kernels instead of reordering every activation into and out
+  of its blocked layout, and a smaller batch stays in the cache: at 640×320 on the project's
+  CPU every model decodes 1.5–3.4× as fast end to end (a 48-frame DS-NeRV file 2.5×;
+  ``benchmarks/results/throughput``).
 
 The batch rule of a layout is frozen with its name: changing it would change what existing files
 decode to, so a new rule needs a new layout name (and a reader version).
@@ -99,5 +102,5 @@ def parse_layout(meta: dict[str, Any]) -> str:
         raise ValueError('decode must be an object with exactly the key "layout"')
     layout = decode["layout"]
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown decode layout {layout!r} (known: {', '.join(LAYOUTS)})")
+        raise ValueError(f"decode layout {layout!r} is unknown (known: {', '.join(LAYOUTS)})")
     return str(layout)

@@ -34,6 +34,7 @@ from bitstream import (
     unpack,
     write_file,
 )
+from bitstream.container import MAX_HEADER_BYTES, parse_header
 from nvcodec.fileformat import NvcFile, StoredVideo, parse_metadata, parse_video
 
 __all__ = [
@@ -194,6 +195,12 @@ def overhead_bytes(video: StoredVideo, count: int, encoder: dict[str, Any]) -> i
     return 28 + 3 * 32 + len(meta) + index
 
 
+def _reader_version(image: bytes) -> tuple[int, int]:
+    """The reader version a segment image declares (its header only; the encode that wrote the
+    image verified the rest)."""
+    return parse_header(image[:MAX_HEADER_BYTES], len(image)).reader_version
+
+
 def write_segmented(
     path: str | os.PathLike[str],
     video: StoredVideo,
@@ -214,5 +221,5 @@ def write_segmented(
         Section(SectionType.SEGMENT_INDEX, index),
         Section(SectionType.SEGMENT_DATA, data),
     ]
-    reader = max([SEGMENTED_READER, *(unpack(image).reader_version for _, image in segments)])
+    reader = max([SEGMENTED_READER, *(_reader_version(image) for _, image in segments)])
     return write_file(path, sections, overwrite=overwrite, reader_version=reader)

@@ -326,8 +326,9 @@ class HiNeRV(nn.Module):
     Measured on Marathon 160×80×48, 0.3M, 150 epochs, 175 kB target: the file decodes at 32.07
     dB instead of 31.27 at equal bytes (float model: 32.27 dB).
 
-    NCHW training (``channels_last`` off): channels-last training steps ran at 0.94–1.01× NCHW's
-    for both HiNeRVs at 160×80 and 640×320 (``benchmarks/results/throughput``)."""
+    NCHW training (``channels_last`` off): channels-last training steps ran at 0.96–0.99× NCHW's
+    for both HiNeRVs at 160×80 and 640×320 in their own arithmetic
+    (``benchmarks/results/throughput/training_layout/steps.md``)."""
 
     config: HiNeRVConfig
 

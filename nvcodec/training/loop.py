@@ -259,8 +259,8 @@ def training_layout(module: nn.Module, config: TrainConfig) -> nn.Module:
     unless the recipe says otherwise. A speed choice only, not stored in the file (the decoder
     follows the file's own decode layout). Training steps at 640×320 / 160×80, 2 threads, in
     each model's own arithmetic: DS-NeRV 1.22× / 1.12× NCHW's, NeRV 1.70× / 1.00×, NeRV++
-    1.36× / 1.24×, DNeRV 1.10× / 1.08×, HNeRV 1.06× / 1.06×; both HiNeRVs 0.94–1.01×, so they
-    stay NCHW (``benchmarks/results/throughput``)."""
+    1.36× / 1.24×, DNeRV 1.10× / 1.08×, HNeRV 1.06× / 1.06×; both HiNeRVs 0.96–0.99×, so they
+    stay NCHW (``benchmarks/results/throughput/training_layout/steps.md``)."""
     if config.channels_last:
         module.to(memory_format=torch.channels_last)
     return module

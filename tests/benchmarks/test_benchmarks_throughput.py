@@ -37,7 +37,6 @@ def test_quick_run_measures_every_model_and_writes_the_table(
     by_layout = bounds.pop("conv_gflops_by_layout")
     assert set(by_layout) == {"nchw", "channels-last"}
     assert all(_positive(v) for v in [*bounds.values(), *by_layout.values()])
-    assert bounds["conv_gflops"] == max(by_layout.values())  # the faster layout is the bound
     table = (tmp_path / "throughput-32x16.md").read_text()
     assert "| nerv | " in table
     assert "| ds-nerv | " in table

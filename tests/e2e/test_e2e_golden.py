@@ -14,6 +14,7 @@ from nvcodec.decoder import decode_frames
 from nvcodec.inspection import inspect
 from nvcodec.io import read_video
 from nvcodec.models import model_ids
+from nvcodec.segmented import open_video
 
 GOLDEN = Path(__file__).parent.parent / "data" / "golden"
 FILES = sorted(p.stem for p in GOLDEN.glob("golden_*.nvc"))
@@ -45,6 +46,38 @@ def test_every_model_has_a_golden_file_in_each_layout(layout: str) -> None:
         if meta.get("decode", {}).get("layout", "nchw") == layout
     }
     assert set(model_ids()) - DS_NERV_VARIANTS <= covered
+
+
+ACTIVATIONS = {  # ModelConfig.activation_elements() of each golden file's model(s)
+    "golden_cl_dnerv": [27648],
+    "golden_cl_ds-nerv-he": [41472],
+    "golden_cl_ds-nerv": [41472],
+    "golden_cl_hinerv-flat": [62208],
+    "golden_cl_hinerv": [20736],
+    "golden_cl_hnerv": [27648],
+    "golden_cl_nerv++": [20736],
+    "golden_cl_nerv": [20736],
+    "golden_dnerv": [27648],
+    "golden_ds-nerv-he": [41472],
+    "golden_hinerv-flat": [62208],
+    "golden_hinerv": [20736],
+    "golden_hnerv": [27648],
+    "golden_nerv++": [20736],
+    "golden_nerv": [20736],
+    "golden_qat": [34560],
+    "golden_segmented": [27648, 27648],
+    "golden_v1": [27648],
+}
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_activation_bound_of_golden_configs_is_pinned(name: str) -> None:
+    """Decode batches are a function of ``activation_elements()`` (nvcodec.decode_layout), and
+    batches change decoded values: a change to it would silently change what existing files
+    decode to, which the ±1 tolerance above could miss."""
+    with open_video(GOLDEN / f"{name}.nvc") as nv:
+        got = [nv.segment(i).config.activation_elements() for i in range(len(nv.entries))]
+    assert got == ACTIVATIONS[name]
 
 
 def test_golden_files_use_every_entropy_kind() -> None:

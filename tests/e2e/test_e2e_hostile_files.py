@@ -124,11 +124,17 @@ ABSURD = {
     "bad colour": lambda m: m["video"]["colour"].update(matrix="ycgco"),
     "missing video": lambda m: m.pop("video"),
     "bits out of range": lambda m: m["compression"].update(bits=40),
-    "unknown decode layout": lambda m: m.update(decode={"layout": "nhwc-fused"}),
-    "decode layout not a string": lambda m: m.update(decode={"layout": ["channels-last"]}),
-    "decode not an object": lambda m: m.update(decode="channels-last"),
-    "extra decode key": lambda m: m.update(decode={"layout": "nchw", "batch": 1}),
 }
+BAD_DECODE = [{"layout": "nhwc-fused"}, {"layout": ["channels-last"]}, "channels-last", {}]
+BAD_DECODE.append({"layout": "nchw", "batch": 1})
+
+
+@pytest.mark.parametrize("decode", BAD_DECODE)
+def test_a_bad_decode_layout_is_refused(tmp_path, decode):
+    path = tmp_path / "a.nvc"
+    path.write_bytes(_with_metadata(lambda m: m.update(decode=decode)))
+    with pytest.raises(bitstream.MalformedFileError, match=r"a\.nvc: invalid metadata: decode"):
+        load_model(path, device="cpu")
 
 
 @pytest.mark.parametrize("case", sorted(ABSURD))

@@ -85,19 +85,57 @@ def test_a_file_declares_its_layout_and_the_reader_it_needs(files) -> None:
     assert not any(p.is_contiguous() for p in kernels)
 
 
-def test_the_encoder_measures_what_the_file_decodes_to(files) -> None:
-    """Each file's reported PSNR is that of its own layout's frames; the two layouts make the
-    same frames up to rounding (the weights came from the same seeded training)."""
+def test_the_decoder_follows_the_declared_layout(files, monkeypatch) -> None:
+    """The decoder prepares the model and sizes its batches in the layout the file declares,
+    and the encoder reported the PSNR of exactly those frames."""
+    import nvcodec.decoder as decoder
     from nvcodec.io import compute_metrics, read_video
 
+    seen: list[tuple[str, str]] = []
+    real_prepare, real_batch = decoder.prepare, decoder.frames_per_batch
+
+    def prepare(model, layout):  # type: ignore[no-untyped-def]
+        seen.append(("model", layout))
+        return real_prepare(model, layout)
+
+    def frames_per_batch(layout, elements, frames):  # type: ignore[no-untyped-def]
+        seen.append(("batch", layout))
+        return real_batch(layout, elements, frames)
+
+    monkeypatch.setattr(decoder, "prepare", prepare)
+    monkeypatch.setattr(decoder, "frames_per_batch", frames_per_batch)
     reference, info = read_video(CLIP, frames=(0, 6))
-    decoded = {}
     for layout, (path, report) in files.items():
-        decoded[layout] = decode_frames(path, device="cpu")
-        psnr = compute_metrics(reference, decoded[layout], info.colour).psnr_yuv
+        seen.clear()
+        decoded = decode_frames(path, device="cpu")
+        assert set(seen) == {("model", layout), ("batch", layout)}
+        psnr = compute_metrics(reference, decoded, info.colour).psnr_yuv
         assert psnr == pytest.approx(report.metrics.psnr_yuv, abs=1e-9)
-    diff = decoded[NCHW].y.astype(int) - decoded[CHANNELS_LAST].y.astype(int)
-    assert abs(diff).max() <= 1
+
+
+def test_even_batches_decode_a_range_as_the_slice_of_the_whole(tmp_path: Path) -> None:
+    """40 frames under a cap of 32: channels-last decodes two batches of 20 (nchw: 32 and 8
+    padded to 32), and a range across the batch boundary equals the slice of the whole."""
+    bunny = CLIP.parent / "bunny_160x80_132f.mp4"
+    path = tmp_path / "forty.nvc"
+    options = EncodeOptions(size=8_000, epochs=1, rd_epochs=1, frames=(0, 40), device="cpu")
+    encode(bunny, path, options)
+    loaded = load_model(path, device="cpu")
+    assert loaded.nvc.config.activation_elements() == 51_200  # cap min(32, 40, 81) = 32
+    assert batch_size_for(loaded) == 20
+    whole = decode_frames(path, device="cpu")
+    part = decode_frames(path, (13, 29), device="cpu")
+    for a, b in zip((part.y, part.u, part.v), (whole.y, whole.u, whole.v), strict=True):
+        assert (a == b[13:29]).all()
+
+
+def test_the_cli_offers_the_layouts_the_encoder_knows() -> None:
+    from cli.main import encode as encode_command
+    from nvcodec.decode_layout import DEFAULT_LAYOUT, LAYOUTS
+
+    option = next(p for p in encode_command.params if p.name == "decode_layout")
+    assert sorted(option.type.choices) == sorted(LAYOUTS)  # type: ignore[attr-defined]
+    assert option.default == DEFAULT_LAYOUT == EncodeOptions().decode_layout
 
 
 def test_an_older_reader_refuses_a_channels_last_file(files, monkeypatch) -> None:

@@ -21,7 +21,7 @@ from torch import nn
 
 from bitstream import MalformedFileError, SegmentEntry
 from nvcodec.compression import decode_tensors
-from nvcodec.decode_layout import frames_per_batch, prepare
+from nvcodec.decode_layout import colour_dtype, frames_per_batch, prepare
 from nvcodec.device import full_fp32, resolve_device
 from nvcodec.errors import ConfigError
 from nvcodec.fileformat import NvcFile, naming_file, read_nvc
@@ -212,7 +212,7 @@ def render(loaded: LoadedModel, positions: Sequence[float]) -> Iterator[Yuv420Fr
                 )
             rgb = rgb.clamp_(0.0, 1.0)
             rgb_np = rgb.permute(0, 2, 3, 1).to("cpu", torch.float32).numpy()
-            y, u, v = rgb_to_yuv420(rgb_np, colour)
+            y, u, v = rgb_to_yuv420(rgb_np, colour, colour_dtype(loaded.nvc.layout))
             yield Yuv420Frames(y=y, u=u, v=v)
 
 

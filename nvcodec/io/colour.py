@@ -139,11 +139,17 @@ CHUNK_PIXELS = 1 << 19
 """Pixels converted at a time by :func:`rgb_to_yuv420` (about 12 MB of float64 RGB)."""
 
 
-def rgb_to_yuv420(rgb: np.ndarray, spec: ColourSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rgb_to_yuv420(
+    rgb: np.ndarray, spec: ColourSpec, dtype: type[np.floating] = np.float64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Convert RGB (T, H, W, 3) in [0, 1] (clipped) to 8-bit yuv420 planes (y, u, v).
 
-    Chroma is the mean of each 2x2 block, computed in float64 and only then rounded; odd sizes
+    Chroma is the mean of each 2x2 block, computed in ``dtype`` and only then rounded; odd sizes
     are edge-replicated to a whole block first. Rounding is ``np.rint`` (half to even).
+    ``dtype``: float64, or float32 for files whose decode layout says so
+    (:func:`nvcodec.decode_layout.colour_dtype`): then each chroma sample is
+    ``((a00 + a10) + (a01 + a11)) · 0.25`` of its block, several times faster, and about one
+    sample in 10⁵ rounds to the neighbouring code.
 
     Frames are converted a few at a time (:data:`CHUNK_PIXELS`): every value is computed per
     frame, so the result is the same, but the float64 temporaries stay in the cache. Measured
@@ -156,20 +162,22 @@ def rgb_to_yuv420(rgb: np.ndarray, spec: ColourSpec) -> tuple[np.ndarray, np.nda
     hc, wc = (h + 1) // 2, (w + 1) // 2
     planes = (np.empty((t, h, w), np.uint8), *(np.empty((t, hc, wc), np.uint8) for _ in "uv"))
     for start in range(0, t, step):
-        parts = _rgb_to_yuv420(rgb[start : start + step], spec)
+        parts = _rgb_to_yuv420(rgb[start : start + step], spec, dtype)
         for plane, part in zip(planes, parts, strict=True):
             plane[start : start + step] = part
     return planes
 
 
-def _rgb_to_yuv420(rgb: np.ndarray, spec: ColourSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rgb_to_yuv420(
+    rgb: np.ndarray, spec: ColourSpec, dtype: type[np.floating]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`rgb_to_yuv420` of a few frames at once."""
     _, h, w, _ = rgb.shape
     kr, kb = _COEFFS[spec.matrix]
     kg = 1.0 - kr - kb
     y_off, y_scale, c_scale = _SCALES[spec.range]
 
-    x = np.clip(rgb.astype(np.float64), 0.0, 1.0)
+    x = np.clip(rgb.astype(dtype), 0.0, 1.0)
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     luma = kr * r + kg * g + kb * b
     pb = (b - luma) / (2.0 * (1.0 - kb))
@@ -180,8 +188,13 @@ def _rgb_to_yuv420(rgb: np.ndarray, spec: ColourSpec) -> tuple[np.ndarray, np.nd
     hc, wc = (h + 1) // 2, (w + 1) // 2
 
     def block_mean(p: np.ndarray) -> np.ndarray:
-        p = np.pad(p, pad, mode="edge")
-        return p.reshape(t, hc, 2, wc, 2).mean(axis=(2, 4))
+        if h % 2 or w % 2:
+            p = np.pad(p, pad, mode="edge")
+        if dtype is np.float64:  # numpy's reduction order, as every file before format 1.3
+            return p.reshape(t, hc, 2, wc, 2).mean(axis=(2, 4))
+        # ((a00 + a10) + (a01 + a11)) · 0.25: strided adds, 12× numpy's 2×2 mean here
+        rows = p[:, 0::2] + p[:, 1::2]
+        return (rows[:, :, 0::2] + rows[:, :, 1::2]) * 0.25
 
     y_plane = _to_uint8(y_off + y_scale * luma)
     u_plane = _to_uint8(128.0 + c_scale * block_mean(pb))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -108,11 +110,26 @@ def test_rgb_to_yuv420_in_chunks_equals_one_block(monkeypatch, shape) -> None:
 
     rng = np.random.default_rng(1)
     rgb = (rng.random(shape, dtype=np.float32) * 1.2 - 0.1).astype(np.float32)
-    for spec in (ColourSpec(), ColourSpec(matrix="bt601", range="full")):
-        whole = colour._rgb_to_yuv420(rgb, spec)
+    specs = (ColourSpec(), ColourSpec(matrix="bt601", range="full"))
+    for spec, dtype in itertools.product(specs, (np.float64, np.float32)):
+        whole = colour._rgb_to_yuv420(rgb, spec, dtype)
         for pixels in (1, 2 * shape[1] * shape[2], 10**9):
             monkeypatch.setattr(colour, "CHUNK_PIXELS", pixels)
-            chunked = colour.rgb_to_yuv420(rgb, spec)
+            chunked = colour.rgb_to_yuv420(rgb, spec, dtype)
             for a, b in zip(chunked, whole, strict=True):
                 assert a.dtype == np.uint8
                 assert np.array_equal(a, b)
+
+
+def test_float32_conversion_is_within_one_code_of_float64() -> None:
+    """The channels-last decode layout converts in float32: rarely a different rounding, never
+    more than one code, and the same clipping."""
+    rng = np.random.default_rng(3)
+    rgb = rng.random((4, 33, 47, 3), dtype=np.float32) * 1.2 - 0.1  # some values to clip
+    for spec in (ColourSpec(), ColourSpec(matrix="bt601", range="full")):
+        wide = rgb_to_yuv420(rgb, spec)
+        narrow = rgb_to_yuv420(rgb, spec, np.float32)
+        for p, q in zip(wide, narrow, strict=True):
+            assert p.dtype == q.dtype == np.uint8
+            assert np.abs(p.astype(int) - q.astype(int)).max() <= 1
+            assert (p != q).mean() < 1e-3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ from nvcodec import EncodeOptions, decode_frames, encode
 from nvcodec.decode_layout import (
     CHANNELS_LAST,
     NCHW,
+    colour_dtype,
     frames_per_batch,
     layout_metadata,
     parse_layout,
@@ -48,6 +50,8 @@ def test_batches_follow_the_layouts_frozen_rules() -> None:
     assert frames_per_batch(CHANNELS_LAST, 1, 100) == 25
     assert reader_version(NCHW) == (1, 0)
     assert reader_version(CHANNELS_LAST) == (1, 3)
+    assert colour_dtype(NCHW) is np.float64  # as before 1.3
+    assert colour_dtype(CHANNELS_LAST) is np.float32
 
 
 def test_prepare_puts_the_weights_in_the_layout() -> None:
@@ -91,8 +95,13 @@ def test_the_decoder_follows_the_declared_layout(files, monkeypatch) -> None:
     import nvcodec.decoder as decoder
     from nvcodec.io import compute_metrics, read_video
 
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, object]] = []
     real_prepare, real_batch = decoder.prepare, decoder.frames_per_batch
+    real_colour = decoder.rgb_to_yuv420
+
+    def rgb_to_yuv420(rgb, spec, dtype):  # type: ignore[no-untyped-def]
+        seen.append(("colour", dtype))
+        return real_colour(rgb, spec, dtype)
 
     def prepare(model, layout):  # type: ignore[no-untyped-def]
         seen.append(("model", layout))
@@ -104,11 +113,12 @@ def test_the_decoder_follows_the_declared_layout(files, monkeypatch) -> None:
 
     monkeypatch.setattr(decoder, "prepare", prepare)
     monkeypatch.setattr(decoder, "frames_per_batch", frames_per_batch)
+    monkeypatch.setattr(decoder, "rgb_to_yuv420", rgb_to_yuv420)
     reference, info = read_video(CLIP, frames=(0, 6))
     for layout, (path, report) in files.items():
         seen.clear()
         decoded = decode_frames(path, device="cpu")
-        assert set(seen) == {("model", layout), ("batch", layout)}
+        assert set(seen) == {("model", layout), ("batch", layout), ("colour", colour_dtype(layout))}
         psnr = compute_metrics(reference, decoded, info.colour).psnr_yuv
         assert psnr == pytest.approx(report.metrics.psnr_yuv, abs=1e-9)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -219,74 +219,20 @@ def main() -> None:
 def encode(
     input_path: str,
     output: str,
-    model: str,
     size: str | None,
     target_bpp: float | None,
-    preset: str,
-    epochs: int | None,
-    prune_ratio: float | None,
-    prune_epochs: int | None,
-    qat_epochs: int | None,
-    pipeline: str | None,
     lam: str | None,
-    rd_epochs: int | None,
-    batch_size: int,
-    patch: int | None,
-    lr: float | None,
-    optimizer: str | None,
-    bits: int | None,
-    code_bits: int | None,
     frame_range: str | None,
-    device: str,
-    precision: str,
-    decode_layout: str,
-    seed: int,
-    overwrite: bool,
-    checkpoint_dir: str | None,
-    resume: bool,
-    checkpoint_every: int | None,
     segment: str | None,
     jobs: int,
     threads: int,
     ray_address: str | None,
     quiet: bool,
     dry_run: bool,
+    **settings: Any,
 ) -> None:
     """Encode INPUT (any video PyAV can read) into a .nvc file."""
-    from nvcodec import EncodeOptions
-    from nvcodec.models import parse_size
-    from nvcodec.ranges import parse_frame_range
-
-    if size is not None and target_bpp is not None:
-        raise click.UsageError("--size and --bpp are mutually exclusive")
-    options = EncodeOptions(
-        model=model,
-        size=parse_size(size if size is not None else "0.3M"),
-        epochs=epochs,
-        batch_size=batch_size,
-        patch=patch,
-        optimizer=optimizer,
-        lr=lr,
-        bits=bits,
-        code_bits=code_bits,
-        prune_ratio=prune_ratio,
-        prune_epochs=prune_epochs,
-        qat_epochs=qat_epochs,
-        pipeline=pipeline,
-        lam=_parse_lambda(lam),
-        rd_epochs=rd_epochs,
-        target_bpp=target_bpp,
-        preset=preset,
-        seed=seed,
-        device=device,
-        precision=precision,
-        decode_layout=decode_layout,
-        frames=parse_frame_range(frame_range) if frame_range else None,
-        overwrite=overwrite,
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
-    )
+    options = _encode_options(size, target_bpp, lam, frame_range, settings)
     if segment is not None or jobs != 1 or threads or ray_address:
         _run_segmented(
             input_path, output, options, segment, (jobs, threads, ray_address), quiet, dry_run
@@ -298,6 +244,30 @@ def encode(
         click.echo(describe(summarize(input_path, options)))
         return
     _run_encode(input_path, output, options, quiet)
+
+
+def _encode_options(
+    size: str | None,
+    target_bpp: float | None,
+    lam: str | None,
+    frame_range: str | None,
+    settings: dict[str, Any],
+) -> EncodeOptions:
+    """The options of ``nvc encode``: the ones that need parsing, and ``settings``, the options
+    whose names and values are :class:`nvcodec.EncodeOptions` fields as they are."""
+    from nvcodec import EncodeOptions
+    from nvcodec.models import parse_size
+    from nvcodec.ranges import parse_frame_range
+
+    if size is not None and target_bpp is not None:
+        raise click.UsageError("--size and --bpp are mutually exclusive")
+    return EncodeOptions(
+        size=parse_size(size if size is not None else "0.3M"),
+        target_bpp=target_bpp,
+        lam=_parse_lambda(lam),
+        frames=parse_frame_range(frame_range) if frame_range else None,
+        **settings,
+    )
 
 
 def _run_segmented(
